@@ -1,0 +1,1 @@
+"""The ``candlewise`` command line: thin wrappers that parse options and call the services."""

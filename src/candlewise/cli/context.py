@@ -1,0 +1,59 @@
+"""What every command needs: the validated config, secrets, logging and the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from rich.console import Console
+from sqlalchemy import Engine
+
+from candlewise.config import AppConfig
+from candlewise.config_loader import load_config
+from candlewise.errors import UserError
+from candlewise.logging_setup import configure_logging
+from candlewise.secrets import Secrets, load_secrets, set_active
+from candlewise.store.db import open_store, sqlite_path
+
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class AppContext:
+    config_path: Path | None = None
+    db_url: str | None = None
+
+    @cached_property
+    def config(self) -> AppConfig:
+        cfg = load_config(self.config_path)
+        if self.db_url:
+            cfg = cfg.model_copy(
+                update={"database": cfg.database.model_copy(update={"url": self.db_url})}
+            )
+        return cfg
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        secrets = load_secrets()
+        set_active(secrets)
+        return secrets
+
+    def start_logging(self) -> None:
+        _ = self.secrets  # redaction must be active before the first line is written
+        configure_logging(self.config.paths.logs_dir, self.config.logging)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return open_store(self.config.database.url)
+
+    @property
+    def db_path(self) -> Path:
+        path = sqlite_path(self.config.database.url)
+        if path is None:
+            raise UserError(
+                "this command works on a SQLite database file only",
+                "for PostgreSQL use pg_dump/pg_restore",
+            )
+        return path

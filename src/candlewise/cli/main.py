@@ -1,0 +1,64 @@
+"""Entry point of the ``candlewise`` command: sub-commands, and where errors become exit codes.
+
+A ``UserError`` or ``ConfigError`` prints what is wrong and how to fix it and exits with 2;
+Ctrl+C exits with 130 after the command has saved what it had. Anything else is a bug and
+keeps its traceback (without local variables, which could hold secrets).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from candlewise.cli import config_cmd, data_cmd, demo_cmd, store_cmd
+from candlewise.cli.context import err_console
+from candlewise.config_loader import ConfigError
+from candlewise.errors import UserError
+from candlewise.secrets import redact
+
+app = typer.Typer(
+    name="candlewise",
+    help="Continuous-learning crypto trading system.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(data_cmd.app, name="data")
+app.add_typer(store_cmd.db_app, name="db")
+app.command("backup")(store_cmd.backup_command)
+app.command("restore")(store_cmd.restore_command)
+app.command("demo")(demo_cmd.demo)
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    except ConfigError as exc:
+        err_console.print(f"✗ Configuration invalid: {exc.source}", markup=False)
+        for problem in exc.problems:
+            err_console.print(f"  ✗ {problem}", markup=False)
+        err_console.print(
+            "  Fix config.yaml, then check it with: candlewise config check", markup=False
+        )
+        return 2
+    except UserError as exc:
+        err_console.print(f"Error: {redact(exc.message)}", markup=False)
+        if exc.hint:
+            err_console.print(f"Hint: {redact(exc.hint)}", markup=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("Interrupted.")
+        return 130
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Getting candles into the store, from any source, with the same checks.
+
+Batch (files, downloads, simulation): validate the frame, record every rejected or repaired row
+in ``error_log``, store the 1m rows, and derive 5m..1d from *all* stored 1m rows of the affected
+range (so a file that starts mid-hour completes a bucket begun by an earlier import).
+
+Streaming (feeds): ``CandleRecorder`` validates each 1m candle, aggregates it, logs the closes
+in the guide's format and writes in small transactions, so an interruption loses at most the
+candles of the last fraction of a second, and a restart skips what is already stored.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import Connection, Engine
+
+from candlewise.logging_setup import get_logger
+from candlewise.market.aggregation import TimeframeAggregator, aggregate_frame
+from candlewise.market.candle import Candle
+from candlewise.market.validation import CandleIssue, CandleValidator, validate_frame
+from candlewise.store import candle_store
+from candlewise.store.error_log import record_candle_issues
+from candlewise.timeframes import HIGHER_TIMEFRAMES, TIMEFRAME_MS, bucket_start
+
+log = get_logger("ingest")
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    symbol: str
+    timeframe: str
+    rows_read: int
+    stored: int
+    rejected: int
+    repaired: int
+    derived: dict[str, int] = field(default_factory=dict)
+    issues: tuple[CandleIssue, ...] = ()
+
+
+def ingest_frame(
+    engine: Engine,
+    frame: pd.DataFrame,
+    symbol: str,
+    timeframe: str,
+    source: str,
+    *,
+    derive_higher: bool = True,
+) -> IngestReport:
+    """Validate and store a frame of one symbol/timeframe; derive higher timeframes from 1m."""
+    clean, issues = validate_frame(frame, symbol, timeframe)
+    derived: dict[str, int] = {}
+    with engine.begin() as conn:
+        record_candle_issues(conn, issues, component=f"ingest:{source}")
+        stored = candle_store.insert_frame(conn, clean, symbol, timeframe, source)
+        if timeframe == "1m" and derive_higher and not clean.empty:
+            derived = _derive_higher(conn, clean, symbol, source)
+    rejected = sum(1 for i in issues if i.action == "rejected")
+    return IngestReport(
+        symbol,
+        timeframe,
+        len(frame),
+        stored,
+        rejected,
+        len(issues) - rejected,
+        derived,
+        tuple(issues),
+    )
+
+
+def _derive_higher(
+    conn: Connection, clean: pd.DataFrame, symbol: str, source: str
+) -> dict[str, int]:
+    """Rebuild 5m..1d over the days the new minutes touch, from every stored minute there."""
+    first = int(clean["timestamp"].iloc[0])
+    last = int(clean["timestamp"].iloc[-1])
+    lo = bucket_start(first, "1d")
+    hi = bucket_start(last, "1d") + 2 * TIMEFRAME_MS["1d"]
+    minutes = candle_store.load_frame(conn, symbol, "1m", lo, hi)
+    derived: dict[str, int] = {}
+    for tf in HIGHER_TIMEFRAMES:
+        bars = aggregate_frame(minutes, tf)
+        touched = bars[bars["timestamp"] + TIMEFRAME_MS[tf] > bucket_start(first, tf)]
+        derived[tf] = candle_store.upsert_frame(conn, touched, symbol, tf, source)
+    return derived
+
+
+OnClose = Callable[[Candle], None]
+
+
+class CandleRecorder:
+    """Streams 1m candles into the store: validate, aggregate, log, write in small batches."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        symbols: Sequence[str],
+        source: str,
+        *,
+        flush_every_s: float = 0.5,
+        flush_rows: int = 5_000,
+        on_close: OnClose | None = None,
+    ) -> None:
+        self._engine = engine
+        self._source = source
+        self._validator = CandleValidator()
+        self._aggregators = {s: TimeframeAggregator(s) for s in symbols}
+        self._rows: list[Candle] = []
+        self._issues: list[CandleIssue] = []
+        self._flush_every_s = flush_every_s
+        self._flush_rows = flush_rows
+        self._last_flush = time.monotonic()
+        self._on_close = on_close
+        self.accepted = 0
+        self.rejected = 0
+        self.closes: dict[str, int] = {}
+
+    def resume_from_store(self) -> dict[str, int]:
+        """Prime validation and aggregation with what is stored; returns last 1m open per symbol."""
+        last: dict[str, int] = {}
+        with self._engine.connect() as conn:
+            for symbol, aggregator in self._aggregators.items():
+                t = candle_store.last_open_time(conn, symbol, "1m")
+                if t is None:
+                    continue
+                last[symbol] = t
+                day = bucket_start(t, "1d")
+                aggregator.prime(candle_store.iter_candles(conn, symbol, "1m", day, t + 1))
+                frame = candle_store.load_frame(conn, symbol, "1m", t, t + 1)
+                o, h, lw, c, v = frame.iloc[0, 1:].tolist()
+                self._validator.remember(Candle(symbol, "1m", t, o, h, lw, c, v))
+        return last
+
+    def add(self, candle: Candle) -> list[Candle]:
+        """Handle one 1m candle; returns every candle that closed with it (1m first)."""
+        aggregator = self._aggregators.get(candle.symbol)
+        if aggregator is None:
+            raise ValueError(f"not recording {candle.symbol}; recording {list(self._aggregators)}")
+        accepted, issues = self._validator.check(candle)
+        if issues:
+            self._issues.extend(issues)
+            for issue in issues:
+                log.warning(
+                    "[%s @ %s] Candle %s (%s): %s",
+                    issue.symbol,
+                    issue.timeframe,
+                    issue.action,
+                    issue.kind,
+                    issue.detail,
+                )
+        if accepted is None:
+            self.rejected += 1
+            self._maybe_flush()
+            return []
+        self.accepted += 1
+        closed = [accepted, *aggregator.add(accepted)]
+        self._rows.extend(closed)
+        for bar in closed:
+            self.closes[bar.timeframe] = self.closes.get(bar.timeframe, 0) + 1
+            log.log(
+                20 if bar.timeframe != "1m" else 10,
+                "[%s @ %s] Candle closed: O=%.2f C=%.2f",
+                bar.symbol,
+                bar.timeframe,
+                bar.open,
+                bar.close,
+            )
+            if self._on_close:
+                self._on_close(bar)
+        self._maybe_flush()
+        return closed
+
+    def _maybe_flush(self) -> None:
+        now = time.monotonic()
+        if len(self._rows) >= self._flush_rows or now - self._last_flush >= self._flush_every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending in one transaction (also call it on shutdown)."""
+        if self._rows or self._issues:
+            with self._engine.begin() as conn:
+                candle_store.insert_candles(conn, self._rows, self._source)
+                record_candle_issues(conn, self._issues, component=f"feed:{self._source}")
+            self._rows.clear()
+            self._issues.clear()
+        self._last_flush = time.monotonic()

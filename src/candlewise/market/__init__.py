@@ -1,0 +1,1 @@
+"""Market data: candles, validation, timeframe aggregation, feeds and the data provider."""

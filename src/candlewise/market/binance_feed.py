@@ -1,0 +1,272 @@
+"""Live closed 1m candles from Binance with no hole and no duplicate.
+
+The websocket alone loses every minute that closes while it is down, and may repeat one that REST
+already gave us. This module combines it with REST backfill:
+
+* it remembers the last emitted open time per symbol (seeded from the store on restart);
+* on every (re)connect it fetches, over REST, the closed candles from that point up to now and
+  emits them before any live candle;
+* a live candle whose open time is <= the last emitted one is a duplicate and is dropped;
+* a live candle that skips minutes triggers a REST backfill of exactly the skipped range first.
+
+Order is guaranteed per symbol (strictly increasing open times, one minute apart whenever Binance
+has the data). ccxt's REST client is synchronous, so it runs in the default thread executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import ccxt
+
+from candlewise.market.backoff import Backoff
+from candlewise.market.binance_rest import BinanceUnreachable, fetch_candles, load_spot_markets
+from candlewise.market.binance_stream import (
+    BinanceKlineStream,
+    Connected,
+    Disconnected,
+    KlineClosed,
+    StreamEvent,
+)
+from candlewise.market.candle import Candle
+from candlewise.timeframes import MINUTE_MS
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Clock = Callable[[], int]
+
+
+def wall_clock_ms() -> int:
+    """Now, in ms since the epoch (UTC)."""
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillRange:
+    """One REST backfill: closed candles of ``symbol`` opening in ``[since_ms, until_ms)``."""
+
+    symbol: str
+    since_ms: int
+    until_ms: int
+    received: int
+    reason: str  # "connect" (after a (re)connect) or "gap" (a live candle skipped minutes)
+
+
+@dataclass(slots=True)
+class FeedStats:
+    """What the feed did; for monitoring and tests."""
+
+    connects: int = 0
+    disconnects: int = 0
+    live: int = 0
+    backfilled: int = 0
+    duplicates_dropped: int = 0
+    unfilled_gaps: int = 0
+    backfills: list[BackfillRange] = field(default_factory=list)
+
+
+class BinanceFeed:
+    """Async iterator of closed 1m candles for ``symbols``: ``async for candle in feed: ...``.
+
+    Without a ``last_open_times`` entry a symbol starts at its first live closed candle (there is
+    nothing to backfill from). ``settle_ms`` keeps the connect-time backfill away from candles that
+    closed only an instant ago, which REST may not have finalised yet; the websocket, or the gap
+    backfill, delivers those. A gap that REST still cannot fill after ``gap_retries`` retries is a
+    real hole in Binance's data: it is logged, counted in ``stats.unfilled_gaps`` and skipped.
+    """
+
+    def __init__(
+        self,
+        ws_base_url: str,
+        exchange: ccxt.binance,
+        symbols: Sequence[str],
+        last_open_times: Mapping[str, int] | None = None,
+        backoff: Backoff | None = None,
+        rng_seed: int | None = None,
+        clock: Clock = wall_clock_ms,
+        *,
+        stall_timeout_s: float = 30.0,
+        open_timeout_s: float = 10.0,
+        settle_ms: int = 1_000,
+        gap_retries: int = 2,
+    ) -> None:
+        self.backoff = backoff or Backoff()
+        self._rng = random.Random(rng_seed)
+        self._stream = BinanceKlineStream(
+            ws_base_url,
+            symbols,
+            "1m",
+            backoff=self.backoff,
+            rng=self._rng,
+            stall_timeout_s=stall_timeout_s,
+            open_timeout_s=open_timeout_s,
+        )
+        self.symbols = self._stream.symbols
+        self._exchange = exchange
+        self._clock = clock
+        self.settle_ms = settle_ms
+        self.gap_retries = gap_retries
+        self._last: dict[str, int] = {
+            s: int(t) for s, t in (last_open_times or {}).items() if s in self.symbols
+        }
+        self._order = {s: i for i, s in enumerate(self.symbols)}
+        self._pump: asyncio.Task[None] | None = None
+        self._started = False
+        self.stats = FeedStats()
+
+    @property
+    def stream(self) -> BinanceKlineStream:
+        return self._stream
+
+    @property
+    def last_open_times(self) -> dict[str, int]:
+        """Open time of the last emitted candle per symbol (what to persist to resume)."""
+        return dict(self._last)
+
+    def __aiter__(self) -> AsyncIterator[Candle]:
+        return self.candles()
+
+    async def __aenter__(self) -> BinanceFeed:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the websocket. Idempotent."""
+        pump, self._pump = self._pump, None
+        if pump is not None and not pump.done():
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def candles(self) -> AsyncIterator[Candle]:
+        """The feed itself; a BinanceFeed can be iterated only once."""
+        if self._started:
+            raise RuntimeError("a BinanceFeed can be iterated only once")
+        self._started = True
+        # Fail fast on a typo'd symbol or an unreachable REST url, before going live.
+        await self._run_sync(load_spot_markets, self._exchange, list(self.symbols))
+        queue: asyncio.Queue[StreamEvent | Exception] = asyncio.Queue()
+        self._pump = asyncio.create_task(self._pump_events(queue), name="binance-ws")
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, Exception):
+                    raise item
+                if isinstance(item, Connected):
+                    self.stats.connects += 1
+                    emitted = await self._backfill_after_connect()
+                elif isinstance(item, Disconnected):
+                    self.stats.disconnects += 1
+                    continue
+                else:
+                    emitted = await self._on_live(item)
+                for candle in emitted:
+                    yield candle
+        finally:
+            await self.aclose()
+
+    async def _pump_events(self, queue: asyncio.Queue[StreamEvent | Exception]) -> None:
+        """Read the websocket continuously, so a slow REST backfill never stalls the socket."""
+        try:
+            async for event in self._stream.events():
+                queue.put_nowait(event)
+        except Exception as exc:  # surfaced to the consumer, never swallowed
+            queue.put_nowait(exc)
+
+    async def _backfill_after_connect(self) -> list[Candle]:
+        cutoff = self._clock() - self.settle_ms
+        fetched: list[Candle] = []
+        for symbol in self.symbols:
+            last = self._last.get(symbol)
+            if last is None or last + 2 * MINUTE_MS > cutoff:
+                continue  # nothing to resume from, or no closed minute missing
+            fetched += await self._fetch(symbol, last + MINUTE_MS, cutoff, "connect")
+        fetched.sort(key=lambda c: (c.open_time, self._order[c.symbol]))
+        emitted = self._accept_all(fetched)
+        self.stats.backfilled += len(emitted)
+        return emitted
+
+    async def _on_live(self, event: KlineClosed) -> list[Candle]:
+        candle = event.candle
+        last = self._last.get(candle.symbol)
+        emitted: list[Candle] = []
+        if last is not None and candle.open_time > last + MINUTE_MS:
+            emitted = self._accept_all(await self._fill_gap(candle.symbol, last, candle.open_time))
+            self.stats.backfilled += len(emitted)
+        live = self._accept_all([candle])
+        self.stats.live += len(live)
+        return emitted + live
+
+    async def _fill_gap(self, symbol: str, last: int, next_open: int) -> list[Candle]:
+        """Closed candles strictly between ``last`` and ``next_open``, retried if REST lags."""
+        expected = (next_open - last) // MINUTE_MS - 1
+        filled: list[Candle] = []
+        for attempt in range(self.gap_retries + 1):
+            filled = await self._fetch(symbol, last + MINUTE_MS, next_open, "gap")
+            if len(filled) >= expected:
+                return filled
+            if attempt < self.gap_retries:
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+        self.stats.unfilled_gaps += 1
+        logger.warning(
+            "Binance has %d of %d candles of %s between %d and %d; the rest is a hole in its data",
+            len(filled),
+            expected,
+            symbol,
+            last,
+            next_open,
+        )
+        return filled
+
+    async def _fetch(self, symbol: str, since_ms: int, until_ms: int, reason: str) -> list[Candle]:
+        """REST backfill, retried with backoff while Binance is unreachable."""
+        attempt = 0
+        while True:
+            call = functools.partial(
+                fetch_candles,
+                self._exchange,
+                symbol,
+                "1m",
+                since_ms,
+                until_ms,
+                now_ms=self._clock(),
+            )
+            try:
+                candles = await self._run_sync(call)
+            except BinanceUnreachable as exc:
+                delay = self.backoff.delay(attempt, self._rng)
+                attempt += 1
+                logger.warning("backfill of %s failed (%s); retrying in %.2fs", symbol, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            self.stats.backfills.append(
+                BackfillRange(symbol, since_ms, until_ms, len(candles), reason)
+            )
+            return candles
+
+    def _accept_all(self, candles: list[Candle]) -> list[Candle]:
+        """Keep candles newer than the last emitted one of their symbol, and advance it."""
+        accepted: list[Candle] = []
+        for candle in candles:
+            last = self._last.get(candle.symbol)
+            if last is not None and candle.open_time <= last:
+                self.stats.duplicates_dropped += 1
+                continue
+            self._last[candle.symbol] = candle.open_time
+            accepted.append(candle)
+        return accepted
+
+    @staticmethod
+    async def _run_sync(fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)

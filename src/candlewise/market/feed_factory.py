@@ -1,0 +1,175 @@
+"""Choosing and building a feed from config and command-line options.
+
+Time windows: a simulated feed covers ``[now - duration, now)`` so that a simulated day ends at
+the present moment (the guide's ``datetime('now', '-6 hours')`` queries then find its last six
+hours); ``--speed max`` plays it at once, ``--speed 60`` one simulated minute per wall second.
+A replay covers ``--from``/``--to`` or the last ``duration`` of stored data. Binance is live from
+now for ``duration`` of wall-clock time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from candlewise.clock import Clock, ScaledClock, SimulatedClock, WallClock
+from candlewise.config import AppConfig
+from candlewise.errors import UserError
+from candlewise.market.candle import Candle
+from candlewise.market.candle_files import read_candle_file
+from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
+from candlewise.market.validation import validate_frame
+from candlewise.store import candle_store
+from candlewise.timeframes import MINUTE_MS
+
+FEEDS = ("simulated", "replay", "binance")
+_FILE_SYMBOL = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-1m\.", re.IGNORECASE)
+
+
+class Feed(Protocol):
+    name: str
+
+    def candles(self) -> Iterator[Candle]: ...
+
+
+@dataclass(frozen=True)
+class FeedPlan:
+    """A feed plus the clock pacing it and the window it covers (end None: open-ended)."""
+
+    feed: Feed
+    clock: Clock
+    start_ms: int
+    end_ms: int | None
+
+
+def floor_minute(ms: int) -> int:
+    return ms - ms % MINUTE_MS
+
+
+def make_clock(start_ms: int, speed: float | None) -> Clock:
+    return SimulatedClock(start_ms) if speed is None else ScaledClock(start_ms, speed)
+
+
+def symbol_from_filename(path: Path) -> str | None:
+    match = _FILE_SYMBOL.match(path.name)
+    return f"{match.group(1).upper()}/{match.group(2).upper()}" if match else None
+
+
+def plan_feed(
+    name: str,
+    cfg: AppConfig,
+    symbols: Sequence[str],
+    *,
+    engine: Engine | None,
+    now_ms: int,
+    duration_ms: int | None,
+    speed: float | None,
+    files: Sequence[Path] = (),
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> FeedPlan:
+    if name not in FEEDS:
+        raise UserError(f"unknown feed {name!r}", f"use one of: {', '.join(FEEDS)}")
+    if name == "simulated":
+        end = floor_minute(now_ms)
+        span = duration_ms if duration_ms is not None else 24 * 60 * MINUTE_MS
+        start = floor_minute(end - span)
+        anchors: dict[str, float] = {}
+        if engine is not None:
+            start, anchors = _resume_point(engine, symbols, start)
+        end = max(start, end)
+        clock = make_clock(start, speed)
+        feed = SimulatedFeed(list(symbols), cfg.data.seed, start, clock, end, anchors)
+        return FeedPlan(feed, clock, start, end)
+    if name == "replay":
+        frames = _replay_frames(cfg, symbols, engine, files, duration_ms, start_ms, end_ms)
+        first = min(int(f["timestamp"].iloc[0]) for f in frames.values())
+        last = max(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
+        clock = make_clock(first, speed)
+        return FeedPlan(FrameReplayFeed(frames, list(symbols), clock), clock, first, last)
+    from candlewise.market.live_feed import binance_plan  # imports ccxt/websockets lazily
+
+    return binance_plan(cfg, symbols, engine, now_ms, duration_ms)
+
+
+def _resume_point(
+    engine: Engine, symbols: Sequence[str], start: int
+) -> tuple[int, dict[str, float]]:
+    """Start after the newest stored 1m candle (never overlap it) and continue its prices."""
+    anchors: dict[str, float] = {}
+    newest = None
+    with engine.connect() as conn:
+        for symbol in symbols:
+            last = candle_store.load_frame(conn, symbol, "1m", limit=1)
+            if last.empty:
+                continue
+            t = int(last["timestamp"].iloc[0])
+            anchors[symbol] = float(last["close"].iloc[0])
+            newest = t if newest is None else max(newest, t)
+    if newest is not None and newest + MINUTE_MS > start:
+        start = newest + MINUTE_MS
+    return start, anchors
+
+
+def _replay_frames(
+    cfg: AppConfig,
+    symbols: Sequence[str],
+    engine: Engine | None,
+    files: Sequence[Path],
+    duration_ms: int | None,
+    start_ms: int | None,
+    end_ms: int | None,
+) -> dict[str, pd.DataFrame]:
+    paths = list(files) or [Path(p) for p in cfg.data.replay_files]
+    frames: dict[str, pd.DataFrame] = {}
+    if paths:
+        for path in paths:
+            symbol = symbol_from_filename(path)
+            if symbol is None:
+                raise UserError(
+                    f"cannot tell the symbol of {path.name}",
+                    "name replay files like BTC_USDT-1m.csv.gz, or import them with "
+                    "'candlewise data import FILE --symbol S --timeframe 1m' and replay the store",
+                )
+            if symbol in symbols:
+                frame, _issues = validate_frame(read_candle_file(path), symbol, "1m")
+                frames[symbol] = frame
+    elif engine is not None:
+        with engine.connect() as conn:
+            for symbol in symbols:
+                frame = candle_store.load_frame(conn, symbol, "1m")
+                if not frame.empty:
+                    frames[symbol] = frame
+    missing = [s for s in symbols if s not in frames]
+    if missing:
+        raise UserError(
+            f"no 1m candles to replay for {', '.join(missing)}",
+            "get some with 'candlewise data import FILE --symbol S --timeframe 1m', "
+            "'candlewise data download --symbol S --timeframe 1m --days 30' "
+            "or 'candlewise data simulate'",
+        )
+    last = max(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
+    hi = end_ms if end_ms is not None else last
+    lo = start_ms if start_ms is not None else (hi - duration_ms if duration_ms else None)
+    for symbol, frame in list(frames.items()):
+        ts = frame["timestamp"]
+        mask = ts < hi
+        if lo is not None:
+            mask &= ts >= lo
+        frames[symbol] = frame[mask].reset_index(drop=True)
+        if frames[symbol].empty:
+            raise UserError(
+                f"no {symbol} 1m candles in the requested window",
+                "check --from/--to against 'candlewise data summary'",
+            )
+    return frames
+
+
+def wall_clock() -> WallClock:
+    return WallClock()

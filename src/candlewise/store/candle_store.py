@@ -1,0 +1,215 @@
+"""Storing and reading candles: bulk, idempotent, portable between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from candlewise.market.candle import Candle
+from candlewise.store.tables import candles, simulated_regimes
+from candlewise.store.timestamps import FORMAT
+
+FRAME_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+_BATCH = 20_000
+
+
+def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: re-ingesting a candle (backfill overlap) is a no-op."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
+
+
+def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE: derived candles are recomputed from more minutes."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt = dialect.insert(table)
+    updated = {c: stmt.excluded[c] for c in ("open", "high", "low", "close", "volume", "source")}
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["symbol", "timeframe", "open_time"], set_=updated
+        ),
+        rows,
+    )
+
+
+def _time_texts(open_times: np.ndarray) -> np.ndarray:
+    return pd.to_datetime(open_times, unit="ms", utc=True).strftime(FORMAT).to_numpy(dtype=object)
+
+
+def insert_frame(
+    conn: Connection, frame: pd.DataFrame, symbol: str, timeframe: str, source: str
+) -> int:
+    """Insert a validated candle frame (``FRAME_COLUMNS``, ms timestamps); returns new rows.
+
+    Rows already stored (same symbol, timeframe, open time) are left untouched.
+    """
+    return _write_frame(conn, frame, symbol, timeframe, source, _insert_ignore)
+
+
+def upsert_frame(
+    conn: Connection, frame: pd.DataFrame, symbol: str, timeframe: str, source: str
+) -> int:
+    """Insert or replace (derived candles); returns how many rows are new."""
+    return _write_frame(conn, frame, symbol, timeframe, source, _upsert)
+
+
+def _write_frame(
+    conn: Connection,
+    frame: pd.DataFrame,
+    symbol: str,
+    timeframe: str,
+    source: str,
+    write: Callable[[Connection, Table, list[dict[str, Any]]], None],
+) -> int:
+    if frame.empty:
+        return 0
+    before = count(conn, symbol, timeframe)
+    open_times = frame["timestamp"].to_numpy(dtype=np.int64)
+    texts = _time_texts(open_times)
+    cols = [frame[c].to_numpy(dtype=np.float64).tolist() for c in FRAME_COLUMNS[1:]]
+    ots = open_times.tolist()
+    for lo in range(0, len(ots), _BATCH):
+        hi = lo + _BATCH
+        rows = [
+            {
+                "symbol": symbol,
+                "timeframe": timeframe,
+                "open_time": t,
+                "timestamp": s,
+                "open": o,
+                "high": h,
+                "low": lw,
+                "close": c,
+                "volume": v,
+                "source": source,
+            }
+            for t, s, o, h, lw, c, v in zip(
+                ots[lo:hi], texts[lo:hi], *(col[lo:hi] for col in cols), strict=True
+            )
+        ]
+        write(conn, candles, rows)
+    return count(conn, symbol, timeframe) - before
+
+
+def insert_candles(conn: Connection, items: Sequence[Candle], source: str) -> int:
+    """Insert candles of any symbols/timeframes; returns how many were new."""
+    if not items:
+        return 0
+    before = conn.execute(select(func.count()).select_from(candles)).scalar_one()
+    texts = _time_texts(np.fromiter((c.open_time for c in items), dtype=np.int64, count=len(items)))
+    rows = [
+        {
+            "symbol": c.symbol,
+            "timeframe": c.timeframe,
+            "open_time": c.open_time,
+            "timestamp": t,
+            "open": c.open,
+            "high": c.high,
+            "low": c.low,
+            "close": c.close,
+            "volume": c.volume,
+            "source": source,
+        }
+        for c, t in zip(items, texts, strict=True)
+    ]
+    for lo in range(0, len(rows), _BATCH):
+        _insert_ignore(conn, candles, rows[lo : lo + _BATCH])
+    return conn.execute(select(func.count()).select_from(candles)).scalar_one() - before
+
+
+def insert_regimes(
+    conn: Connection, symbol: str, open_times: np.ndarray, labels: Iterable[str]
+) -> None:
+    rows = [
+        {"symbol": symbol, "open_time": int(t), "regime": r}
+        for t, r in zip(open_times.tolist(), labels, strict=True)
+    ]
+    for lo in range(0, len(rows), _BATCH):
+        _insert_ignore(conn, simulated_regimes, rows[lo : lo + _BATCH])
+
+
+def candles_to_frame(items: Sequence[Candle]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in items],
+        columns=list(FRAME_COLUMNS),
+    )
+
+
+def count(conn: Connection, symbol: str | None = None, timeframe: str | None = None) -> int:
+    stmt = select(func.count()).select_from(candles)
+    if symbol is not None:
+        stmt = stmt.where(candles.c.symbol == symbol)
+    if timeframe is not None:
+        stmt = stmt.where(candles.c.timeframe == timeframe)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def last_open_time(conn: Connection, symbol: str, timeframe: str) -> int | None:
+    stmt = select(func.max(candles.c.open_time)).where(
+        candles.c.symbol == symbol, candles.c.timeframe == timeframe
+    )
+    value = conn.execute(stmt).scalar_one()
+    return int(value) if value is not None else None
+
+
+def summary(engine: Engine) -> list[tuple[str, str, int, int, int]]:
+    """(symbol, timeframe, rows, first open time, last open time) for every stored series."""
+    stmt = (
+        select(
+            candles.c.symbol,
+            candles.c.timeframe,
+            func.count(),
+            func.min(candles.c.open_time),
+            func.max(candles.c.open_time),
+        )
+        .group_by(candles.c.symbol, candles.c.timeframe)
+        .order_by(candles.c.symbol, candles.c.timeframe)
+    )
+    with engine.connect() as conn:
+        return [(s, tf, int(n), int(a), int(b)) for s, tf, n, a, b in conn.execute(stmt)]
+
+
+def load_frame(
+    conn: Connection,
+    symbol: str,
+    timeframe: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Candles with open time in [start_ms, end_ms), oldest first (the last ``limit`` if given)."""
+    c = candles.c
+    stmt = select(c.open_time, c.open, c.high, c.low, c.close, c.volume).where(
+        c.symbol == symbol, c.timeframe == timeframe
+    )
+    if start_ms is not None:
+        stmt = stmt.where(c.open_time >= start_ms)
+    if end_ms is not None:
+        stmt = stmt.where(c.open_time < end_ms)
+    if limit is not None:
+        stmt = stmt.order_by(c.open_time.desc()).limit(limit)
+    else:
+        stmt = stmt.order_by(c.open_time)
+    rows = conn.execute(stmt).all()
+    frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    if limit is not None:
+        frame = frame.iloc[::-1].reset_index(drop=True)
+    return frame.astype({"timestamp": "int64"}) if not frame.empty else frame
+
+
+def iter_candles(
+    conn: Connection,
+    symbol: str,
+    timeframe: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> Iterator[Candle]:
+    """Stored candles as ``Candle`` objects, oldest first (for the replay feed)."""
+    frame = load_frame(conn, symbol, timeframe, start_ms, end_ms)
+    for t, o, h, lw, cl, v in frame.itertuples(index=False, name=None):
+        yield Candle(symbol, timeframe, int(t), o, h, lw, cl, v)

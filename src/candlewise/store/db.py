@@ -1,0 +1,116 @@
+"""Opening a database: SQLite tuned for one writer and many readers, or any SQLAlchemy URL.
+
+SQLite runs in WAL mode with a busy timeout so that the monitor and dashboard can read while
+the engine writes; foreign keys are on. Relative SQLite paths are relative to the current
+directory (``sqlite:///data/trading.db`` -> ``./data/trading.db``), and their folder is created.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from candlewise.errors import UserError
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """File path of a SQLite URL, None for in-memory or other databases."""
+    parsed = make_url(url)
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
+        return None
+    return Path(parsed.database)
+
+
+def create_db_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; raises UserError naming the URL (password masked) when unusable."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(
+            f"invalid database URL {url!r}",
+            "use e.g. sqlite:///data/trading.db or postgresql+psycopg://user@host/db",
+        ) from None
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return _sqlite_engine(url, read_only=read_only)
+        return create_engine(url, pool_pre_ping=True)
+    except (NoSuchModuleError, ImportError):
+        raise UserError(
+            f"no driver for database URL {safe_url(url)}",
+            "supported: sqlite:///path.db and postgresql+psycopg://user:pass@host:5432/db",
+        ) from None
+
+
+def _sqlite_engine(url: str, *, read_only: bool) -> Engine:
+    path = sqlite_path(url)
+    if path is not None:
+        if read_only:
+            if not path.exists():
+                raise UserError(
+                    f"database not found: {path}",
+                    "run a command that writes it first, e.g. 'candlewise data simulate'",
+                )
+            url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once so that a wrong host, password or path fails early with a clear message."""
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise UserError(
+            f"cannot open database {safe_url(str(engine.url))}: {reason}",
+            "check database.url in config.yaml or CANDLEWISE_DATABASE_URL",
+        ) from None
+
+
+def table_names(engine: Engine) -> list[str]:
+    return inspect(engine).get_table_names()
+
+
+def open_store(url: str) -> Engine:
+    """Engine for ``url`` with the schema migrated to head: what every writer starts with."""
+    from candlewise.store.migrate import upgrade  # local: migrate imports alembic, heavy
+
+    engine = create_db_engine(url)
+    check_connection(engine)
+    upgrade(engine)
+    return engine

@@ -1,0 +1,160 @@
+"""Table definitions (SQLAlchemy Core). Names and columns follow the deployment guide's SQL.
+
+Timestamps are ``TIMESTAMP_TEXT`` (see ``timestamps``); candle open times are also kept as
+integer milliseconds because that is what feeds, aggregation and uniqueness are defined on.
+Schema changes go through an Alembic migration in ``migrations/versions`` (a test compares the
+migrated schema with this file).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+TIMESTAMP_TEXT = String(19)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+candles = Table(
+    "candles",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("open_time", BigInteger, nullable=False),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("open", Float, nullable=False),
+    Column("high", Float, nullable=False),
+    Column("low", Float, nullable=False),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, nullable=False),
+    Column("source", String(16), nullable=False),
+    UniqueConstraint("symbol", "timeframe", "open_time"),
+)
+
+simulated_regimes = Table(
+    "simulated_regimes",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("open_time", BigInteger, primary_key=True),
+    Column("regime", String(16), nullable=False),
+    comment="Ground truth of the simulated market, for evaluation only: never a model input.",
+)
+
+positions = Table(
+    "positions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("side", String(5), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("mode", String(5), nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("entry_price", Float, nullable=False),
+    Column("entry_time", TIMESTAMP_TEXT, nullable=False),
+    Column("stop_price", Float),
+    Column("exit_price", Float),
+    Column("exit_time", TIMESTAMP_TEXT),
+    Column("exit_reason", String(16)),
+    Column("fees", Float, nullable=False, default=0.0),
+    Column("pnl", Float),
+    Column("confidence", Float),
+    Index(None, "status", "symbol"),
+)
+
+trade_outcomes = Table(
+    "trade_outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("position_id", Integer, ForeignKey("positions.id")),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("predicted_direction", String(4), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("entry_time", TIMESTAMP_TEXT, nullable=False),
+    Column("exit_time", TIMESTAMP_TEXT, nullable=False),
+    Column("entry_price", Float, nullable=False),
+    Column("exit_price", Float, nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("pnl_absolute", Float, nullable=False),
+    Column("pnl_percent", Float, nullable=False),
+    Column("fees", Float, nullable=False),
+    Column("outcome", String(4), nullable=False),
+    Column("exit_reason", String(16)),
+    Index(None, "symbol", "exit_time"),
+)
+
+retraining_history = Table(
+    "retraining_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("triggered_at", TIMESTAMP_TEXT, nullable=False),
+    Column("trigger_reason", String(32), nullable=False),
+    Column("completed_at", TIMESTAMP_TEXT),
+    Column("duration_s", Float),
+    Column("success", Boolean),
+    Column("validation_confidence", Float),
+    Column("val_accuracy", Float),
+    Column("old_version", Integer),
+    Column("new_version", Integer),
+    Column("rejected_reason", Text),
+    Index(None, "triggered_at"),
+)
+
+confidence_history = Table(
+    "confidence_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("confidence_score", Float, nullable=False),
+    Column("direction", String(4), nullable=False),
+    Column("mode", String(8)),
+    Index(None, "symbol", "timestamp"),
+)
+
+learning_states = Table(
+    "learning_states",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("mode", String(8), nullable=False),
+    Column("previous_mode", String(8)),
+    Column("confidence", Float),
+    Column("reason", Text),
+)
+
+error_log = Table(
+    "error_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("error_type", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("symbol", String(32)),
+    Column("component", String(32)),
+    Index(None, "timestamp"),
+)

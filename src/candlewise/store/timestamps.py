@@ -1,0 +1,31 @@
+"""UTC timestamps as SQLite's own ``YYYY-MM-DD HH:MM:SS`` text.
+
+Stored in this form, the guide's ``WHERE triggered_at > datetime('now', '-6 hours')`` compares
+like with like (text of the same shape), so the guide's queries run unmodified in ``sqlite3``.
+The same text sorts chronologically on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def ms_to_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime(FORMAT)
+
+
+def text_to_ms(text: str) -> int:
+    return int(datetime.strptime(text, FORMAT).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def datetime_to_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware UTC datetime")
+    return moment.astimezone(UTC).strftime(FORMAT)
+
+
+def now_text() -> str:
+    """Wall-clock now; only adapters at the edge may call this, never the engine."""
+    return datetime.now(tz=UTC).strftime(FORMAT)

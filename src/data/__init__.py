@@ -1,0 +1,1 @@
+"""The guide's import path ``src.data``; the implementation lives in ``candlewise.market``."""

@@ -1,0 +1,5 @@
+"""``from src.data.provider import UnifiedDataProvider`` (the deployment guide's check)."""
+
+from candlewise.market.provider import UnifiedDataProvider
+
+__all__ = ["UnifiedDataProvider"]

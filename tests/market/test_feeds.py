@@ -1,0 +1,158 @@
+"""Feeds: order, pacing by the clock, time windows, resuming, replay from store and files."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from candlewise.clock import ScaledClock, SimulatedClock, parse_duration_ms, parse_speed
+from candlewise.config import AppConfig
+from candlewise.errors import UserError
+from candlewise.ingest import ingest_frame
+from candlewise.market.feed_factory import plan_feed
+from candlewise.market.feeds import SimulatedFeed
+from candlewise.market.simulated import SimulatedMarket
+
+DAY0 = 1_735_689_600_000
+NOW = DAY0 + 3 * 86_400_000 + 30 * 60_000 + 15_000  # mid-minute on purpose
+SYMS = ["BTC/USDT", "ETH/USDT"]
+
+
+def test_simulated_window_ends_at_now_in_symbol_order() -> None:
+    plan = plan_feed(
+        "simulated",
+        AppConfig(),
+        SYMS,
+        engine=None,
+        now_ms=NOW,
+        duration_ms=6 * 3_600_000,
+        speed=None,
+    )
+    candles = list(plan.feed.candles())
+    assert len(candles) == 2 * 360
+    assert [c.symbol for c in candles[:4]] == SYMS * 2
+    times = [c.open_time for c in candles]
+    assert times == sorted(times)
+    assert candles[-1].close_time == NOW - 15_000  # the last closed minute before now
+    assert plan.clock.now_ms() == candles[-1].close_time  # the clock followed the candles
+
+
+def test_simulated_feed_matches_the_market() -> None:
+    feed = SimulatedFeed(SYMS, 9, DAY0, SimulatedClock(DAY0), DAY0 + 150 * 60_000)
+    got = [c for c in feed.candles() if c.symbol == "ETH/USDT"]
+    expected = SimulatedMarket(SYMS, 9, DAY0).generate(150)["ETH/USDT"].candles()
+    assert got == expected
+
+
+def test_resumed_feed_continues_price_and_never_overlaps(sqlite_engine: Engine) -> None:
+    first = plan_feed(
+        "simulated",
+        AppConfig(),
+        SYMS,
+        engine=sqlite_engine,
+        now_ms=NOW,
+        duration_ms=3_600_000,
+        speed=None,
+    )
+    minutes = list(first.feed.candles())
+    from candlewise.ingest import CandleRecorder
+
+    rec = CandleRecorder(sqlite_engine, SYMS, "simulated")
+    for c in minutes:
+        rec.add(c)
+    rec.flush()
+    later = plan_feed(
+        "simulated",
+        AppConfig(),
+        SYMS,
+        engine=sqlite_engine,
+        now_ms=NOW + 10 * 60_000,
+        duration_ms=3_600_000,
+        speed=None,
+    )
+    more = list(later.feed.candles())
+    assert len(more) == 2 * 10
+    assert more[0].open_time == minutes[-1].open_time + 60_000
+    last_btc = [c for c in minutes if c.symbol == "BTC/USDT"][-1]
+    assert more[0].open == pytest.approx(last_btc.close, rel=1e-12)
+
+
+def test_scaled_clock_paces_one_minute_per_second_at_speed_60() -> None:
+    wall = [0.0]
+
+    def monotonic() -> float:
+        return wall[0]
+
+    def sleep(seconds: float) -> None:
+        wall[0] += seconds
+
+    clock = ScaledClock(DAY0, 60, monotonic=monotonic, sleep=sleep)
+    feed = SimulatedFeed(["BTC/USDT"], 1, DAY0, clock, DAY0 + 5 * 60_000)
+    assert len(list(feed.candles())) == 5
+    assert wall[0] == pytest.approx(5.0, abs=0.02)
+
+
+def test_replay_from_store_and_from_files(sqlite_engine: Engine, tmp_path: Path) -> None:
+    series = SimulatedMarket(SYMS, 4, DAY0).generate(120)
+    for s in SYMS:
+        ingest_frame(sqlite_engine, series[s].to_frame().drop(columns="regime"), s, "1m", "t")
+    plan = plan_feed(
+        "replay",
+        AppConfig(),
+        SYMS,
+        engine=sqlite_engine,
+        now_ms=NOW,
+        duration_ms=30 * 60_000,
+        speed=None,
+    )
+    replayed = list(plan.feed.candles())
+    assert len(replayed) == 60 and replayed[0].open_time == DAY0 + 90 * 60_000
+    assert [c.symbol for c in replayed[:2]] == SYMS
+
+    path = tmp_path / "ETH_USDT-1m.csv.gz"
+    with gzip.open(path, "wt") as fh:
+        series["ETH/USDT"].to_frame().drop(columns="regime").to_csv(fh, index=False)
+    plan = plan_feed(
+        "replay",
+        AppConfig(),
+        ["ETH/USDT"],
+        engine=None,
+        now_ms=NOW,
+        duration_ms=None,
+        speed=None,
+        files=[path],
+    )
+    assert list(plan.feed.candles()) == series["ETH/USDT"].candles()
+
+
+def test_replay_with_nothing_stored_says_how_to_get_data(sqlite_engine: Engine) -> None:
+    with pytest.raises(UserError, match="no 1m candles to replay for BTC/USDT") as info:
+        plan_feed(
+            "replay",
+            AppConfig(),
+            ["BTC/USDT"],
+            engine=sqlite_engine,
+            now_ms=NOW,
+            duration_ms=None,
+            speed=None,
+        )
+    assert "data import" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("text", "ms"), [("24h", 86_400_000), ("90m", 5_400_000), ("2d", 172_800_000), ("30s", 30_000)]
+)
+def test_durations(text: str, ms: int) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+def test_bad_duration_and_speed() -> None:
+    for bad in ("24", "h", "-1h", "1w"):
+        with pytest.raises(ValueError, match="invalid duration"):
+            parse_duration_ms(bad)
+    assert parse_speed("max") is None and parse_speed("60") == 60.0
+    with pytest.raises(ValueError, match="invalid speed"):
+        parse_speed("fast-ish")
