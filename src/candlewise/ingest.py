@@ -80,9 +80,10 @@ def _derive_higher(
     lo = bucket_start(first, "1d")
     hi = bucket_start(last, "1d") + 2 * TIMEFRAME_MS["1d"]
     minutes = candle_store.load_frame(conn, symbol, "1m", lo, hi)
+    earlier = candle_store.load_frame(conn, symbol, "1m", end_ms=lo, limit=1)
     derived: dict[str, int] = {}
     for tf in HIGHER_TIMEFRAMES:
-        bars = aggregate_frame(minutes, tf)
+        bars = aggregate_frame(minutes, tf, history_before=not earlier.empty)
         touched = bars[bars["timestamp"] + TIMEFRAME_MS[tf] > bucket_start(first, tf)]
         derived[tf] = candle_store.upsert_frame(conn, touched, symbol, tf, source)
     return derived

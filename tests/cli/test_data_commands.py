@@ -1,8 +1,9 @@
-"""``candlewise data ...`` as a user runs it: simulate, import, stream (all three feeds), summary."""
+"""``candlewise data ...`` as a user runs it: simulate, import, stream (3 feeds), summary."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import threading
 import time
@@ -35,26 +36,43 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 
 def test_simulate_stores_all_timeframes_and_regimes(workdir: Path, capsys) -> None:
-    assert run(["data", "simulate", "--symbols", "BTC/USDT,SOL/USDT", "--days", "2", "--seed", "3"]) == 0
+    assert (
+        run(["data", "simulate", "--symbols", "BTC/USDT,SOL/USDT", "--days", "2", "--seed", "3"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "✓ BTC/USDT: 2,880 simulated 1m candles (seed 3)" in out
     assert "Simulated market: not real prices." in out
     db = workdir / "data" / "trading.db"
-    counts = dict(rows(db, "SELECT timeframe, COUNT(*) FROM candles WHERE symbol='SOL/USDT' GROUP BY 1"))
+    counts = dict(
+        rows(db, "SELECT timeframe, COUNT(*) FROM candles WHERE symbol='SOL/USDT' GROUP BY 1")
+    )
     assert counts["1m"] == 2880
     assert counts["1h"] in (47, 48) and counts["5m"] in (575, 576)
     regimes = dict(rows(db, "SELECT regime, COUNT(*) FROM simulated_regimes GROUP BY 1"))
-    assert sum(regimes.values()) == 2 * 2880 and set(regimes) <= {"noise", "trend", "mean_reversion"}
+    assert sum(regimes.values()) == 2 * 2880 and set(regimes) <= {
+        "noise",
+        "trend",
+        "mean_reversion",
+    }
 
 
 def test_stream_simulated_then_again_appends_without_overlap(workdir: Path, capsys) -> None:
-    assert run(["data", "stream", "--feed", "simulated", "--symbols", "BTC/USDT", "--duration", "3h"]) == 0
+    assert (
+        run(["data", "stream", "--feed", "simulated", "--symbols", "BTC/USDT", "--duration", "3h"])
+        == 0
+    )
     assert "✓ 180 1m candles recorded from the simulated feed" in capsys.readouterr().out
-    assert run(["data", "stream", "--feed", "simulated", "--symbols", "BTC/USDT", "--duration", "3h"]) == 0
+    assert (
+        run(["data", "stream", "--feed", "simulated", "--symbols", "BTC/USDT", "--duration", "3h"])
+        == 0
+    )
     db = workdir / "data" / "trading.db"
-    times = [t for (t,) in rows(db, "SELECT open_time FROM candles WHERE timeframe='1m' ORDER BY 1")]
+    times = [
+        t for (t,) in rows(db, "SELECT open_time FROM candles WHERE timeframe='1m' ORDER BY 1")
+    ]
     assert len(times) == len(set(times)) >= 180
-    assert all(b - a == MINUTE_MS for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == MINUTE_MS for a, b in itertools.pairwise(times))
     log = (workdir / "logs" / "production_deployment.log").read_text()
     assert "[BTC/USDT @ 1h] Candle closed: O=" in log
 
@@ -65,13 +83,42 @@ def test_import_then_replay_from_the_store(workdir: Path, tmp_path: Path, capsys
     series = SimulatedMarket(["ETH/USDT"], 8, 1_735_689_600_000).generate(1440)["ETH/USDT"]
     path = tmp_path / "eth.parquet"
     series.to_frame().drop(columns="regime").to_parquet(path)
-    assert run(["data", "import", str(path), "--symbol", "ETH/USDT", "--timeframe", "1m",
-                "--db", "sqlite:///import.db"]) == 0
+    assert (
+        run(
+            [
+                "data",
+                "import",
+                str(path),
+                "--symbol",
+                "ETH/USDT",
+                "--timeframe",
+                "1m",
+                "--db",
+                "sqlite:///import.db",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "1,440 new ETH/USDT 1m candles stored (1,440 read, 0 rejected, 0 repaired)" in out
     assert "derived from 1m: 5m 288, 15m 96, 1h 24, 4h 6, 1d 1" in out
-    assert run(["data", "stream", "--feed", "replay", "--symbols", "ETH/USDT", "--duration", "2h",
-                "--db", "sqlite:///import.db"]) == 0
+    assert (
+        run(
+            [
+                "data",
+                "stream",
+                "--feed",
+                "replay",
+                "--symbols",
+                "ETH/USDT",
+                "--duration",
+                "2h",
+                "--db",
+                "sqlite:///import.db",
+            ]
+        )
+        == 0
+    )
     assert "✓ 120 1m candles recorded from the replay feed" in capsys.readouterr().out
 
 
@@ -89,15 +136,23 @@ def test_import_real_bnb_file_with_exchange_gaps(workdir: Path, capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["data", "import", "nope.csv", "--symbol", "BTC/USDT", "--timeframe", "1m"], "file not found"),
+        (
+            ["data", "import", "nope.csv", "--symbol", "BTC/USDT", "--timeframe", "1m"],
+            "file not found",
+        ),
         (["data", "simulate", "--symbols", "BTCUSDT"], "malformed symbol 'BTCUSDT'"),
         (["data", "stream", "--duration", "forever"], "invalid duration"),
         (["data", "stream", "--speed", "warp"], "invalid speed"),
         (["data", "stream", "--feed", "kraken"], "unknown feed 'kraken'"),
-        (["data", "download", "--symbol", "BTC/USDT", "--timeframe", "2h"], "unknown timeframe '2h'"),
+        (
+            ["data", "download", "--symbol", "BTC/USDT", "--timeframe", "2h"],
+            "unknown timeframe '2h'",
+        ),
     ],
 )
-def test_user_mistakes_exit_2_with_a_message(workdir: Path, capsys, argv: list[str], fragment: str) -> None:
+def test_user_mistakes_exit_2_with_a_message(
+    workdir: Path, capsys, argv: list[str], fragment: str
+) -> None:
     assert run(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err
@@ -150,7 +205,9 @@ def binance_servers() -> Iterator[tuple[BinanceWsServer, BinanceRestServer, dict
 
 
 @pytest.mark.timeout(60)
-def test_stream_binance_backfills_after_a_drop_into_the_store(workdir: Path, binance_servers, capsys) -> None:
+def test_stream_binance_backfills_after_a_drop_into_the_store(
+    workdir: Path, binance_servers, capsys
+) -> None:
     ws, rest, series = binance_servers
     btc = series["BTC/USDT"]
     (workdir / "config.yaml").write_text(
@@ -162,16 +219,20 @@ def test_stream_binance_backfills_after_a_drop_into_the_store(workdir: Path, bin
     from candlewise.store.db import open_store
 
     engine = open_store("sqlite:///data/trading.db")
-    first = pd.DataFrame([(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in btc[:4]],
-                         columns=["timestamp", "open", "high", "low", "close", "volume"])
+    first = pd.DataFrame(
+        [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in btc[:4]],
+        columns=["timestamp", "open", "high", "low", "close", "volume"],
+    )
     ingest_frame(engine, first, "BTC/USDT", "1m", "import")
     engine.dispose()
 
     assert run(["data", "stream", "--feed", "binance", "--duration", "4s"]) == 0
     assert "1m candles recorded from the binance feed" in capsys.readouterr().out
-    stored = rows(workdir / "data" / "trading.db",
-                  "SELECT open_time, open, high, low, close, volume FROM candles "
-                  "WHERE timeframe='1m' ORDER BY open_time")
+    stored = rows(
+        workdir / "data" / "trading.db",
+        "SELECT open_time, open, high, low, close, volume FROM candles "
+        "WHERE timeframe='1m' ORDER BY open_time",
+    )
     expected = [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in btc]
     assert len(stored) >= 10
     assert stored == expected[: len(stored)]  # no hole, no duplicate, exact closed values

@@ -1,7 +1,7 @@
 """Real, scripted Binance stand-ins on 127.0.0.1 for the feed tests.
 
-* :class:`BinanceWsServer`: a websockets server speaking Binance's combined-stream kline format. Each
-  accepted connection plays the next script (a list of actions: send a kline, move the clock,
+* :class:`BinanceWsServer`: a websockets server speaking Binance's combined-stream kline format.
+  Each accepted connection plays the next script (a list of actions: send a kline, move the clock,
   drop the TCP connection, stall, wait for REST requests).
 * :class:`BinanceRestServer`: a ``ThreadingHTTPServer`` serving ``/api/v3/exchangeInfo`` and
   ``/api/v3/klines`` from the same known series, honouring symbol/interval/startTime/endTime/limit,

@@ -279,7 +279,7 @@ def test_ordered_events_by_close_time_then_symbol_order() -> None:
         ("ETH", "1m", 4),
         ("ETH", "5m", 0),
         ("BTC", "1m", 4),
-        ("BTC", "5m", 0),
+        # BTC: no ("BTC", "5m", 0); that bucket began before its data (cut off, never emitted)
         ("BTC", "1m", 5),
         ("ETH", "1m", 9),
         ("ETH", "5m", 5),
@@ -313,3 +313,31 @@ def test_split_stream_with_saved_state_equals_whole(gaps, start, split, seed) ->
     assert got == expected
     assert resumed.state() == whole.state()
     assert primed.state() == part1.state()
+
+
+def test_buckets_cut_off_by_the_start_of_data_are_never_emitted() -> None:
+    """Data starting at 04:34 must not produce a 5m candle for 04:30 or a 1d candle for that day."""
+    start = DAY0 + (4 * 60 + 34) * MINUTE_MS
+    minutes = [candle((start - DAY0) // MINUTE_MS + i) for i in range(2 * 1440)]
+    agg = TimeframeAggregator("BTC/USDT")
+    streamed = [c for m in minutes for c in agg.add(m)]
+    frame = pd.DataFrame(
+        [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in minutes],
+        columns=["timestamp", "open", "high", "low", "close", "volume"],
+    )
+    for tf in HIGHER_TIMEFRAMES:
+        got = [c.open_time for c in streamed if c.timeframe == tf]
+        assert got[0] >= start, tf
+        assert got == aggregate_frame(frame, tf)["timestamp"].tolist(), tf
+    days = [c for c in streamed if c.timeframe == "1d"]
+    assert [c.open_time for c in days] == [DAY0 + 86_400_000]  # the only whole day
+    # With earlier minutes known (resumed stream / stored history), the same bucket is an outage
+    # gap, not a cut-off, and is emitted from the minutes that exist.
+    assert aggregate_frame(frame, "1d", history_before=True)["timestamp"].tolist() == [
+        DAY0,
+        DAY0 + 86_400_000,
+    ]
+    primed = TimeframeAggregator("BTC/USDT")
+    primed.prime([candle((start - DAY0) // MINUTE_MS - 600)])
+    again = [c for m in minutes for c in primed.add(m) if c.timeframe == "5m"]
+    assert again[0].open_time == DAY0 + (4 * 60 + 30) * MINUTE_MS

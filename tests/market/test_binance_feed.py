@@ -22,9 +22,9 @@ from candlewise.timeframes import MINUTE_MS
 from tests.market.binance_servers import (
     T0,
     Action,
-    Drop,
     BinanceRestServer,
     BinanceWsServer,
+    Drop,
     ScriptClock,
     Send,
     SetClock,

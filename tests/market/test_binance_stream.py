@@ -24,10 +24,10 @@ from candlewise.market.binance_stream import (
 from candlewise.market.candle import Candle
 from tests.market.binance_servers import (
     T0,
-    Drop,
     BinanceWsServer,
-    ScriptClock,
+    Drop,
     Raw,
+    ScriptClock,
     Send,
     Stall,
     closed_port,

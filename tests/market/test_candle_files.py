@@ -51,7 +51,7 @@ def test_iso_timestamps(tmp_path: Path) -> None:
 def test_bad_files_name_the_problem(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(content)
-    with pytest.raises(UserError, match="bad.csv") as info:
+    with pytest.raises(UserError, match=r"bad\.csv") as info:
         read_candle_file(path)
     assert fragment in str(info.value)
 

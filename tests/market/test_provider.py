@@ -62,5 +62,5 @@ def test_unreachable_binance_is_named(workdir: Path) -> None:
     (workdir / "config.yaml").write_text(
         "data:\n  feed: binance\nexchange:\n  rest_url: http://127.0.0.1:9/api/v3\n"
     )
-    with pytest.raises(UserError, match="127.0.0.1:9"):
+    with pytest.raises(UserError, match=r"127\.0\.0\.1:9"):
         UnifiedDataProvider.get_instance()

@@ -99,6 +99,29 @@ def test_state_is_per_symbol_and_timeframe_and_can_be_primed() -> None:
     assert validator.check(c(5, tf="5m")) == (c(5, tf="5m"), [])
 
 
+@pytest.mark.parametrize(
+    ("candle", "kind"),
+    [
+        (c(0.5, cl=math.nan), "misaligned_timestamp"),
+        (c(0, o=-1.0, v=math.nan), "nan_value"),
+        (c(0, lo=-1.0, v=-1.0), "non_positive_price"),
+        (c(0, h=98.0, v=-1.0), "negative_volume"),
+    ],
+)
+def test_first_failing_check_names_the_rejection(candle: Candle, kind: str) -> None:
+    assert [i.kind for i in check_one(candle)[1]] == [kind]
+
+
+def test_a_repairable_duplicate_is_only_a_duplicate() -> None:
+    validator = CandleValidator()
+    first, _ = validator.check(c(0, o=102.0))
+    again, issues = validator.check(c(0, o=102.0))
+    assert first is not None and first.high == 102.0 and again is None
+    assert [(i.kind, i.detail.endswith("identical values")) for i in issues] == [
+        ("duplicate", True)
+    ]
+
+
 def test_mixed_stream_survivors() -> None:
     stream = [
         c(0),
@@ -201,45 +224,44 @@ FAULTS = ["none"] * 8 + [
 ]  # fmt: skip
 
 
-def faulty_row(minute: int, fault: str, base: float, spread: float, volume: float) -> tuple:
-    """A sane row at ``minute``, then ``fault`` injected into it."""
-    ts, o, h, lo, cl, v = (
-        T0 + minute * M,
-        base,
-        base + spread,
-        base - spread,
-        base + spread / 2,
-        volume,
-    )
+def faulty_row(minute: int, faults: list[str], base: float, spread: float, v: float) -> tuple:
+    """A sane row at ``minute``, then ``faults`` injected (two at once test check precedence)."""
+    row = [T0 + minute * M, base, base + spread, base - spread, base + spread / 2, v]
+    for fault in faults:
+        inject(fault, row, spread)
+    return tuple(row)
+
+
+def inject(fault: str, row: list, spread: float) -> None:
+    ts, o, h, lo, cl, v = range(6)  # column positions
     match fault:
         case "misaligned":
-            ts += 1_000
+            row[ts] += 1_000
         case "nan":
-            cl = math.nan
+            row[cl] = math.nan
         case "inf":
-            h = math.inf
+            row[h] = math.inf
         case "zero":
-            lo = 0.0
+            row[lo] = 0.0
         case "negative_price":
-            o = -base
+            row[o] = -abs(row[o])
         case "negative_volume":
-            v = -volume - 1
+            row[v] = -abs(row[v]) - 1
         case "nan_volume":
-            v = math.nan
+            row[v] = math.nan
         case "high_below_low":
-            h, lo = lo, h + 1
+            row[h], row[lo] = row[lo], row[h] + 1
         case "open_above":
-            o = h + spread
+            row[o] = row[h] + spread
         case "close_below":
-            cl = lo / 2
-    return ts, o, h, lo, cl, v
+            row[cl] = row[lo] / 2
 
 
 fault_rows = st.lists(
     st.builds(
         faulty_row,
         st.integers(0, 25),  # collisions make duplicates, random order makes disorder
-        st.sampled_from(FAULTS),
+        st.lists(st.sampled_from(FAULTS), max_size=2),
         st.floats(50, 150),
         st.sampled_from([0.0, 0.5, 3.0]),
         st.sampled_from([0.0, 1.0, 2.5]),  # few values: duplicates are often identical

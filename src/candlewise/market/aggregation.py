@@ -14,6 +14,13 @@ When a bucket closes
     the batch functions drop an incomplete last bucket. Live and backfill therefore produce exactly
     the same set of candles.
 
+Where the data starts
+    A bucket that begins before the first 1m candle ever seen (a stream or a file starting at
+    04:34 and the 04:30 5m bucket, or the day it starts in) is *cut off by the start of data*, not
+    by an outage: its earlier minutes exist but were never seen. It is never emitted, so no
+    consumer mistakes 20 hours for a day. Priming from stored candles or restoring a saved state
+    counts as having seen data, so a resumed stream emits those buckets normally.
+
 Event order (the contract every consumer relies on)
     For each 1m candle: first the 1m ``CandleClosed``, then the higher-timeframe candles that closed
     with it, ordered by close time and then ascending timeframe (5m, 15m, 1h, 4h, 1d). Usually all
@@ -67,7 +74,7 @@ class TimeframeAggregator:
     ~1.3 bucket updates instead of one per timeframe.
     """
 
-    __slots__ = ("_buckets", "_last", "_lengths", "_n", "_symbol", "_timeframes")
+    __slots__ = ("_buckets", "_first", "_last", "_lengths", "_n", "_symbol", "_timeframes")
 
     def __init__(self, symbol: str, timeframes: Sequence[str] = HIGHER_TIMEFRAMES) -> None:
         self._symbol = symbol
@@ -76,6 +83,7 @@ class TimeframeAggregator:
         self._n = len(self._timeframes)
         self._buckets: list[list[Any] | None] = [None] * self._n
         self._last = -(2**63)  # open time of the last 1m candle added
+        self._first: int | None = None  # open time of the first: earlier buckets are cut off
 
     @property
     def symbol(self) -> str:
@@ -106,6 +114,8 @@ class TimeframeAggregator:
                 f"{self._symbol} 1m candle at {t} is not after the previous one at {self._last}"
             )
         self._last = t
+        if self._first is None:
+            self._first = t
         buckets = self._buckets
         b = buckets[0]
         out: list[Candle] = []
@@ -160,6 +170,7 @@ class TimeframeAggregator:
             "symbol": self._symbol,
             "timeframes": list(self._timeframes),
             "last_open_time": self.last_open_time,
+            "first_open_time": self._first,
             "buckets": [None if b is None else [b[0], *b[2:]] for b in self._buckets],
         }
 
@@ -168,6 +179,8 @@ class TimeframeAggregator:
         agg = cls(state["symbol"], state["timeframes"])
         if state["last_open_time"] is not None:
             agg._last = int(state["last_open_time"])
+        first = state.get("first_open_time")
+        agg._first = int(first) if first is not None else None
         buckets = state["buckets"]
         if len(buckets) != agg._n:
             raise ValueError("state has a different number of buckets than timeframes")
@@ -200,7 +213,8 @@ class TimeframeAggregator:
             up[6] += b[6]
 
     def _close(self, i: int, b: list[Any], out: list[Candle]) -> None:
-        out.append(self._candle(i, b))
+        if b[0] >= self._first:  # type: ignore[operator]  # set by the first add
+            out.append(self._candle(i, b))
         self._buckets[i] = None
         self._merge_up(i, b)
 
@@ -281,18 +295,18 @@ def aggregate_arrays(
     close: np.ndarray,
     volume: np.ndarray,
     timeframe: str,
+    *,
+    history_before: bool = False,
 ) -> Bars:
     """Vectorised 1m → ``timeframe`` for history and backfill; same candles as the incremental path.
 
     ``timestamp`` must be strictly increasing 1m open times (ms). Only buckets that are complete or
     proven over are returned: the last bucket is dropped unless its last minute is present, since a
-    later minute could still belong to it.
+    later minute could still belong to it; the first is dropped when it begins before the first
+    minute, unless ``history_before`` says earlier minutes exist elsewhere (then its missing
+    minutes are an outage, as in the incremental path after ``prime``).
     """
-    length = TIMEFRAME_MS[timeframe] if timeframe in HIGHER_TIMEFRAMES else None
-    if length is None:
-        raise ValueError(
-            f"cannot aggregate to {timeframe!r}; valid: {', '.join(HIGHER_TIMEFRAMES)}"
-        )
+    length = TIMEFRAME_MS[_check_timeframes([timeframe])[0]]
     ts = np.asarray(timestamp, dtype=np.int64)
     if ts.size == 0:
         empty = np.empty(0)
@@ -306,15 +320,17 @@ def aggregate_arrays(
     last_rows = np.append(starts[1:], ts.size) - 1
     # Keep the last bucket only when its last minute is present; otherwise it is not closed yet.
     keep = starts.size if ts[-1] + MINUTE_MS == bucket[-1] + length else starts.size - 1
+    skip = 0 if history_before or ts[0] == bucket[0] else 1
+    keep = max(keep, skip)
 
     def per_bucket(values: np.ndarray, ufunc: np.ufunc | None, rows: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=np.float64)
         # reduceat over *all* starts so the last kept bucket stops where the dropped one begins
         picked = values[rows] if ufunc is None else ufunc.reduceat(values, starts)
-        return picked[:keep]
+        return picked[skip:keep]
 
     return Bars(
-        bucket[starts][:keep],
+        bucket[starts][skip:keep],
         per_bucket(open_, None, starts),
         per_bucket(high, np.maximum, starts),
         per_bucket(low, np.minimum, starts),
@@ -323,11 +339,16 @@ def aggregate_arrays(
     )
 
 
-def aggregate_frame(df_1m: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+def aggregate_frame(
+    df_1m: pd.DataFrame, timeframe: str, *, history_before: bool = False
+) -> pd.DataFrame:
     """``aggregate_arrays`` on a frame with columns timestamp (ms), open, high, low, close, volume.
 
     Drops the last bucket unless it is complete (its last minute is present): an incomplete bucket
-    at the end of the data is not closed yet. Returns a new frame with the same columns.
+    at the end of the data is not closed yet; drops a first bucket cut off by the start of the
+    data unless ``history_before``. Returns a new frame with the same columns.
     """
-    bars = aggregate_arrays(*(df_1m[c].to_numpy() for c in _COLUMNS), timeframe)
+    bars = aggregate_arrays(
+        *(df_1m[c].to_numpy() for c in _COLUMNS), timeframe, history_before=history_before
+    )
     return pd.DataFrame(dict(zip(_COLUMNS, bars, strict=True)))

@@ -83,7 +83,8 @@ class UnifiedDataProvider:
         end_ms: int | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """Stored candles, oldest first: timestamp (open, ms UTC), open, high, low, close, volume."""
+        """Stored candles, oldest first: timestamp (open time, ms UTC), open, high, low, close,
+        volume."""
         with self.engine.connect() as conn:
             return candle_store.load_frame(conn, symbol, timeframe, start_ms, end_ms, limit)
 

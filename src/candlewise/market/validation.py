@@ -269,7 +269,7 @@ def _check_frame(df: pd.DataFrame, tf_ms: int) -> _FrameChecks:
     repaired = valid & ((high != h) | (low != lo))
 
     # Stable sort; rows without an integer timestamp go first (they are rejected anyway).
-    order = np.argsort(np.where(ts_ok, ts, 0), kind='quicksort')
+    order = np.lexsort((np.where(ts_ok, ts, 0), ts_ok))
     vs = order[valid[order]]  # accepted candidates in sorted order
     sorted_ts = ts[vs]
     dup = np.zeros(vs.size, dtype=bool)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,21 +24,31 @@ def _insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -
     conn.execute(dialect.insert(table).on_conflict_do_nothing(), rows)
 
 
-def _upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO UPDATE: derived candles are recomputed from more minutes."""
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    stmt = dialect.insert(table)
-    updated = {c: stmt.excluded[c] for c in ("open", "high", "low", "close", "volume", "source")}
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["symbol", "timeframe", "open_time"], set_=updated
-        ),
-        rows,
-    )
-
-
 def _time_texts(open_times: np.ndarray) -> np.ndarray:
     return pd.to_datetime(open_times, unit="ms", utc=True).strftime(FORMAT).to_numpy(dtype=object)
+
+
+_CANDLE_COLUMNS = (
+    "symbol", "timeframe", "open_time", "timestamp", "open", "high", "low", "close", "volume",
+    "source",
+)  # fmt: skip
+_UPDATABLE = ("open", "high", "low", "close", "volume", "source")
+
+
+def _bulk_sql(conn: Connection, replace: bool) -> str:
+    """Driver-level INSERT for executemany: tuples instead of dicts, 2-3x faster for bulk data.
+
+    The statement is the same on SQLite and PostgreSQL apart from the placeholder style.
+    """
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cols = ", ".join(f'"{c}"' for c in _CANDLE_COLUMNS)
+    marks = ", ".join([mark] * len(_CANDLE_COLUMNS))
+    conflict = "ON CONFLICT (symbol, timeframe, open_time) DO "
+    if replace:
+        conflict += "UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in _UPDATABLE)
+    else:
+        conflict += "NOTHING"
+    return f"INSERT INTO candles ({cols}) VALUES ({marks}) {conflict}"
 
 
 def insert_frame(
@@ -48,14 +58,14 @@ def insert_frame(
 
     Rows already stored (same symbol, timeframe, open time) are left untouched.
     """
-    return _write_frame(conn, frame, symbol, timeframe, source, _insert_ignore)
+    return _write_frame(conn, frame, symbol, timeframe, source, replace=False)
 
 
 def upsert_frame(
     conn: Connection, frame: pd.DataFrame, symbol: str, timeframe: str, source: str
 ) -> int:
     """Insert or replace (derived candles); returns how many rows are new."""
-    return _write_frame(conn, frame, symbol, timeframe, source, _upsert)
+    return _write_frame(conn, frame, symbol, timeframe, source, replace=True)
 
 
 def _write_frame(
@@ -64,35 +74,26 @@ def _write_frame(
     symbol: str,
     timeframe: str,
     source: str,
-    write: Callable[[Connection, Table, list[dict[str, Any]]], None],
+    *,
+    replace: bool,
 ) -> int:
     if frame.empty:
         return 0
     before = count(conn, symbol, timeframe)
     open_times = frame["timestamp"].to_numpy(dtype=np.int64)
-    texts = _time_texts(open_times)
-    cols = [frame[c].to_numpy(dtype=np.float64).tolist() for c in FRAME_COLUMNS[1:]]
-    ots = open_times.tolist()
-    for lo in range(0, len(ots), _BATCH):
-        hi = lo + _BATCH
-        rows = [
-            {
-                "symbol": symbol,
-                "timeframe": timeframe,
-                "open_time": t,
-                "timestamp": s,
-                "open": o,
-                "high": h,
-                "low": lw,
-                "close": c,
-                "volume": v,
-                "source": source,
-            }
-            for t, s, o, h, lw, c, v in zip(
-                ots[lo:hi], texts[lo:hi], *(col[lo:hi] for col in cols), strict=True
-            )
-        ]
-        write(conn, candles, rows)
+    n = len(open_times)
+    columns = [
+        [symbol] * n,
+        [timeframe] * n,
+        open_times.tolist(),
+        _time_texts(open_times).tolist(),
+        *(frame[c].to_numpy(dtype=np.float64).tolist() for c in FRAME_COLUMNS[1:]),
+        [source] * n,
+    ]
+    rows = list(zip(*columns, strict=True))
+    sql = _bulk_sql(conn, replace)
+    for lo in range(0, n, _BATCH):
+        conn.exec_driver_sql(sql, rows[lo : lo + _BATCH])
     return count(conn, symbol, timeframe) - before
 
 
