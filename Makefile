@@ -8,11 +8,16 @@ STAMP  := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
-# torch is installed on its own first, pinned, so that no resolver ever pulls a CUDA build.
+# torch is installed on its own first and pinned, so that no resolver picks another build later.
+# Where pip's configuration does not already serve the CPU wheel (it does on the project's
+# machines), name PyTorch's CPU index, e.g.  make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_FLAGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q torch==2.13.0 $(TORCH_FLAGS)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 

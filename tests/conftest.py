@@ -70,6 +70,8 @@ def pg_url() -> Iterator[str]:
     """
     admin = _pg_admin_url()
     if not admin:
+        if os.environ.get("CI") == "true":  # CI must not go green without PostgreSQL
+            pytest.fail("CI=true but CANDLEWISE_TEST_PG_URL is not set (.ci/run starts a server)")
         pytest.skip("CANDLEWISE_TEST_PG_URL not set (scripts/pg_test_server.sh start)")
     name = f"cw_{uuid.uuid4().hex[:12]}"
     admin_engine = create_engine(admin, isolation_level="AUTOCOMMIT")

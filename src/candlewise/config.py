@@ -2,16 +2,31 @@
 
 ``config.yaml`` mirrors these models key for key; every default below is the value the
 deployment guide shows. Fractions are fractions (``daily_loss_limit: 0.05`` is 5 %), except
-``max_drawdown_percent``, which the guide gives in percent. Secrets never live here: see
+``max_drawdown_percent``, which the guide gives in percent; a percent given for a fraction is
+rejected with the fraction it probably meant (``80`` -> ``did you mean 0.8?``). Numbers and
+booleans are strict: YAML's own ``50``, ``0.8`` and ``true`` are accepted (and an integer where a
+decimal is expected), a quoted ``"50"`` or ``"yes"`` is not. A section left empty (all its keys
+commented out, so YAML reads null) means its defaults. Secrets never live here: see
 ``candlewise.secrets``.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from candlewise.symbols import symbol_problem
 from candlewise.timeframes import TIMEFRAMES
@@ -21,36 +36,92 @@ WEIGHT_TOLERANCE = 1e-6
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", validate_default=True, use_attribute_docstrings=True
+        frozen=True,
+        extra="forbid",
+        validate_default=True,
+        use_attribute_docstrings=True,
+        allow_inf_nan=False,
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_mean_defaults(cls, data: Any) -> Any:
+        """``risk:`` with every key commented out is YAML null: use the section's defaults."""
+        if not isinstance(data, dict):
+            return data
+        sections = {
+            name
+            for name, field in cls.model_fields.items()
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        }
+        return {k: v for k, v in data.items() if not (v is None and k in sections)}
 
-def _fraction(value: float, *, field: str, allow_zero: bool = False) -> float:
-    """Reject percents given where a fraction is expected, suggesting the fraction."""
-    if math.isnan(value):
-        raise ValueError("must be a number, not NaN")
-    low_ok = value >= 0 if allow_zero else value > 0
-    if low_ok and value < 1:
-        return value
-    if 1 <= value <= 100:
-        raise ValueError(
-            f"{field} is a fraction between 0 and 1, not a percent; did you mean {value / 100:g}?"
-        )
-    bound = "0 <= x < 1" if allow_zero else "0 < x < 1"
-    raise ValueError(f"{field} must be a fraction ({bound})")
+
+@dataclass(frozen=True)
+class _Bounds:
+    low: float
+    high: float
+    low_inclusive: bool
+    high_inclusive: bool
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.low_inclusive else value > self.low
+        below = value <= self.high if self.high_inclusive else value < self.high
+        return above and below
+
+    def __str__(self) -> str:
+        low = "<=" if self.low_inclusive else "<"
+        high = "<=" if self.high_inclusive else "<"
+        return f"{self.low:g} {low} x {high} {self.high:g}"
+
+
+def _fraction(
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> AfterValidator:
+    """Bounds of a fraction field; a percent given instead gets the fraction it probably meant.
+
+    Exactly one of ``gt``/``ge`` and one of ``lt``/``le``. The hint ``did you mean v/100?`` is
+    given only when ``v/100`` is itself valid, so it never suggests a value that is rejected too.
+    """
+    high = lt if lt is not None else le
+    low = gt if gt is not None else ge
+    if low is None or high is None or None not in (gt, ge) or None not in (lt, le):
+        raise TypeError("give exactly one lower (gt/ge) and one upper (lt/le) bound")
+    bounds = _Bounds(low, high, low_inclusive=gt is None, high_inclusive=lt is None)
+
+    def check(value: float, info: ValidationInfo) -> float:
+        if value in bounds:
+            return value
+        name = info.field_name or "value"
+        if 0 < value <= 100 and value / 100 in bounds:
+            raise ValueError(
+                f"{name} is a fraction ({bounds}), not a percent; did you mean {value / 100:g}?"
+            )
+        if 1 <= value <= 100:
+            raise ValueError(
+                f"{name} is a fraction ({bounds}), not a percent; {value:g} % would be "
+                f"{value / 100:g}, which is out of range too"
+            )
+        raise ValueError(f"{name} must be a fraction ({bounds})")
+
+    return AfterValidator(check)
 
 
 class LiveTradingConfig(_Frozen):
     mode: Literal["paper", "live"] = "paper"
     """``paper`` simulates fills; ``live`` sends orders through ccxt (needs keys in .env)."""
-    enabled: bool = True
+    enabled: StrictBool = True
     """False computes and records signals but places no orders at all, not even paper ones."""
 
 
 class ConfidenceConfig(_Frozen):
-    trading_threshold: float = Field(0.80, gt=0.5, lt=1.0)
+    trading_threshold: Annotated[StrictFloat, _fraction(gt=0.5, lt=1.0)] = 0.80
     """Enter TRADING mode at or above this calibrated confidence."""
-    hysteresis: float = Field(0.05, ge=0.0, lt=1.0)
+    hysteresis: Annotated[StrictFloat, _fraction(ge=0.0, lt=1.0)] = 0.05
     """Fall back to LEARNING below ``trading_threshold - hysteresis``; stops mode flapping."""
 
     @model_validator(mode="after")
@@ -69,55 +140,40 @@ class ConfidenceConfig(_Frozen):
 
 
 class RetrainingConfig(_Frozen):
-    on_loss: bool = True
+    on_loss: StrictBool = True
     """Retrain a model right after one of its trades closes at a loss (``loss_immediate``)."""
-    max_epochs: int = Field(50, ge=1, le=10_000)
+    max_epochs: StrictInt = Field(50, ge=1, le=10_000)
     """Upper bound on epochs per training run; early stopping usually ends sooner."""
-    target_confidence: float = Field(0.80, gt=0.5, lt=1.0)
+    target_confidence: Annotated[StrictFloat, _fraction(gt=0.5, lt=1.0)] = 0.80
     """Stop training as soon as validation confidence reaches this value."""
-    patience: int = Field(10, ge=1, le=10_000)
+    patience: StrictInt = Field(10, ge=1, le=10_000)
     """Epochs without validation improvement before early stopping; also the number of
     consecutive LEARNING-mode signals that trigger a ``low_confidence`` retrain."""
-    min_interval_hours: float = Field(1.0, ge=0.0, le=24 * 30)
+    min_interval_hours: StrictFloat = Field(1.0, ge=0.0, le=24 * 30)
     """Cooldown between two retrains of the same model."""
-    drift_threshold: float = Field(0.70, gt=0.0, le=1.0)
+    drift_threshold: Annotated[StrictFloat, _fraction(gt=0.0, le=1.0)] = 0.70
     """Drift score in [0, 1] at or above which a ``drift`` retrain is triggered."""
 
 
 class ContinuousLearningConfig(_Frozen):
-    enabled: bool = True
+    enabled: StrictBool = True
     """False freezes the models: no automatic retraining."""
     confidence: ConfidenceConfig = ConfidenceConfig()
     retraining: RetrainingConfig = RetrainingConfig()
 
 
 class RiskConfig(_Frozen):
-    max_drawdown_percent: float = Field(15.0, gt=0.0, le=100.0)
+    max_drawdown_percent: StrictFloat = Field(15.0, gt=0.0, le=100.0)
     """Percent (not a fraction) drawdown from the equity high-water mark that flattens
     everything and stops trading; a critical alert fires at 80 % of it."""
-    daily_loss_limit: float = 0.05
+    daily_loss_limit: Annotated[StrictFloat, _fraction(gt=0.0, lt=1.0)] = 0.05
     """Fraction of start-of-day equity; once lost, no new entries until the next UTC day."""
-    max_position_size_percent: float = 0.10
+    max_position_size_percent: Annotated[StrictFloat, _fraction(gt=0.0, lt=1.0)] = 0.10
     """Fraction of equity per position (the guide's name says percent; the value is a fraction)."""
-    stop_loss: float = 0.02
+    stop_loss: Annotated[StrictFloat, _fraction(gt=0.0, lt=1.0)] = 0.02
     """Fraction of the entry price at which every position is stopped out."""
-    max_total_exposure: float = 1.0
+    max_total_exposure: Annotated[StrictFloat, _fraction(gt=0.0, le=1.0)] = 1.0
     """Fraction of equity that all open positions together may use."""
-
-    @field_validator("daily_loss_limit")
-    @classmethod
-    def _daily(cls, v: float) -> float:
-        return _fraction(v, field="daily_loss_limit")
-
-    @field_validator("max_position_size_percent")
-    @classmethod
-    def _position(cls, v: float) -> float:
-        return _fraction(v, field="max_position_size_percent")
-
-    @field_validator("stop_loss")
-    @classmethod
-    def _stop(cls, v: float) -> float:
-        return _fraction(v, field="stop_loss")
 
     @field_validator("max_drawdown_percent")
     @classmethod
@@ -129,18 +185,11 @@ class RiskConfig(_Frozen):
             )
         return v
 
-    @field_validator("max_total_exposure")
-    @classmethod
-    def _exposure(cls, v: float) -> float:
-        if not 0 < v <= 1:
-            raise ValueError("max_total_exposure must be a fraction (0 < x <= 1)")
-        return v
-
 
 class IntervalConfig(_Frozen):
     interval: str
     """One of 1m, 5m, 15m, 1h, 4h, 1d."""
-    weight: float = Field(ge=0.0, le=1.0)
+    weight: Annotated[StrictFloat, _fraction(ge=0.0, le=1.0)]
     """Share of this timeframe's prediction in the aggregated signal."""
 
     @field_validator("interval")
@@ -197,7 +246,7 @@ class TimeframesConfig(_Frozen):
 class DataConfig(_Frozen):
     feed: Literal["simulated", "replay", "binance"] = "simulated"
     """Where candles come from: built-in simulated exchange, stored/imported candles, or Binance."""
-    seed: int = Field(42, ge=0)
+    seed: StrictInt = Field(42, ge=0)
     """Seed of the simulated market: the same seed gives the same candles."""
     replay_files: tuple[str, ...] = ()
     """CSV/Parquet files for the replay feed; empty means replay what the store holds."""
@@ -217,11 +266,11 @@ class DatabaseConfig(_Frozen):
 
 
 class PaperConfig(_Frozen):
-    starting_balance: float = Field(10_000.0, gt=0)
+    starting_balance: StrictFloat = Field(10_000.0, gt=0)
     """Quote-currency (USDT) equity the paper broker starts with."""
-    fee_rate: float = Field(0.001, ge=0.0, lt=0.05)
+    fee_rate: Annotated[StrictFloat, _fraction(ge=0.0, lt=0.05)] = 0.001
     """Fee per side as a fraction of notional (Binance spot taker: 0.1 %)."""
-    slippage: float = Field(0.0005, ge=0.0, lt=0.05)
+    slippage: Annotated[StrictFloat, _fraction(ge=0.0, lt=0.05)] = 0.0005
     """Adverse price move applied to every market fill, as a fraction."""
 
 
@@ -235,10 +284,21 @@ class PathsConfig(_Frozen):
 
 class LoggingConfig(_Frozen):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    max_bytes: int = Field(10_000_000, ge=10_000)
+    max_bytes: StrictInt = Field(10_000_000, ge=10_000)
     """Size at which a log file rotates."""
-    backup_count: int = Field(5, ge=0, le=100)
+    backup_count: StrictInt = Field(5, ge=0, le=100)
     """Rotated files kept per log."""
+
+
+class ModelsConfig(_Frozen):
+    max_samples: StrictInt = Field(6000, ge=200, le=1_000_000)
+    """Most recent labelled candles a model trains on (80 % train, 20 % validation)."""
+    keep_versions: StrictInt = Field(5, ge=1, le=1000)
+    """Model versions kept on disk per symbol and timeframe, for rollback."""
+    threads: StrictInt = Field(1, ge=1, le=64)
+    """Torch threads per training: on 2 cores, 2 threads are no faster and far slower under load."""
+    seed: StrictInt = Field(0, ge=0)
+    """Training seed: the same data and seed give the same model."""
 
 
 class AlertsConfig(_Frozen):
@@ -246,7 +306,7 @@ class AlertsConfig(_Frozen):
         "log",
     )
     """Where alerts go; ``log`` is always on. Channel URLs and tokens come from .env."""
-    min_interval_seconds: float = Field(300.0, ge=0.0)
+    min_interval_seconds: StrictFloat = Field(300.0, ge=0.0)
     """The same alert is sent at most once per this interval."""
 
 
@@ -260,6 +320,7 @@ class AppConfig(_Frozen):
     exchange: ExchangeConfig = ExchangeConfig()
     database: DatabaseConfig = DatabaseConfig()
     paper: PaperConfig = PaperConfig()
+    models: ModelsConfig = ModelsConfig()
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
     alerts: AlertsConfig = AlertsConfig()

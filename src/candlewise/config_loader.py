@@ -1,7 +1,9 @@
 """Reading ``config.yaml`` and explaining every problem in it in one line.
 
 A user mistake never produces a traceback: each problem names the key path, the bad value
-and a hint (``did you mean ...?``). Values of keys that look secret are never echoed.
+and a hint (``did you mean ...?``). Values of keys that look secret are never echoed. A key
+given twice in one mapping is an error naming both lines (plain YAML would silently keep the
+last one, dropping e.g. a whole first ``risk:`` block). An empty file means all the defaults.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticUndefined
 
 from candlewise.config import AppConfig
 
@@ -69,12 +72,73 @@ def load_config(path: str | Path | None = None) -> AppConfig:
     else:
         raw = _read_yaml(file)
     url = os.environ.get(DATABASE_URL_ENV)
-    if url:
-        raw = {**raw, "database": {**(raw.get("database") or {}), "url": url}}
+    database = raw.get("database")
+    if url and (database is None or isinstance(database, dict)):
+        # a malformed ``database:`` is left as it is, for validation to report it
+        raw = {**raw, "database": {**(database or {}), "url": url}}
     try:
         return AppConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(str(file), explain(exc, raw)) from None
+
+
+class _DuplicateKeys(Exception):
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__(f"{len(problems)} duplicate key(s)")
+        self.problems = problems
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping, at any depth.
+
+    The composed node tree is checked before anything is constructed, so every duplicate is
+    reported with its key path and the line of each occurrence.
+    """
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        problems: list[ConfigProblem] = []
+        _find_duplicates(node, (), problems, set())
+        if problems:
+            raise _DuplicateKeys(problems)
+        return self.construct_document(node)
+
+
+def _find_duplicates(
+    node: yaml.Node, loc: tuple[Any, ...], problems: list[ConfigProblem], seen: set[int]
+) -> None:
+    if id(node) in seen:  # an alias of a node already checked (or a recursive one)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], list[int]] = {}
+        sections: set[tuple[str, str]] = set()
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                key = (key_node.tag, key_node.value)
+                lines.setdefault(key, []).append(key_node.start_mark.line + 1)
+                if isinstance(value_node, yaml.MappingNode):
+                    sections.add(key)
+                _find_duplicates(value_node, (*loc, key_node.value), problems, seen)
+            else:
+                _find_duplicates(value_node, loc, problems, seen)
+        for key, where in lines.items():
+            if len(where) > 1:
+                name = key[1]
+                listed = ", ".join(map(str, where[:-1])) + f" and {where[-1]}"
+                fix = "merge them into one section" if key in sections else "delete all but one"
+                problems.append(
+                    ConfigProblem(
+                        _dotted((*loc, name)),
+                        f"duplicate key {name!r} at lines {listed}; YAML would silently keep "
+                        f"only the last one: {fix}",
+                    )
+                )
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _find_duplicates(item, (*loc, index), problems, seen)
 
 
 def _read_yaml(file: Path) -> dict[str, Any]:
@@ -83,7 +147,9 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(file), [ConfigProblem("", f"cannot read {file}: {exc}")]) from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except _DuplicateKeys as exc:
+        raise ConfigError(str(file), exc.problems) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -100,7 +166,7 @@ def _read_yaml(file: Path) -> dict[str, Any]:
                 )
             ],
         ) from None
-    if data is None:
+    if data is None:  # an empty file, or only comments: all the defaults
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
@@ -128,13 +194,43 @@ def explain(exc: ValidationError, raw: dict[str, Any]) -> list[ConfigProblem]:
             msg = f"expected a section (indented keys below it), got {_show(value)}"
         elif isinstance(value, dict | list | tuple):
             pass  # a section-level rule (weights, band): the message names the values
+        elif value is None and kind.endswith("_type"):
+            msg = "no value given (empty or null); " + _default_hint(loc)
         else:
             if kind.endswith(("_type", "_parsing")):
-                msg = f"wrong type: {msg[0].lower()}{msg[1:]}"
+                msg = f"wrong type: {msg[0].lower()}{msg[1:]}{_quote_hint(kind, value)}"
             shown = "<hidden>" if looks_secret(key) else _show(value)
             msg = f"{shown} — {msg[0].lower()}{msg[1:]}"
         problems.append(ConfigProblem(path, msg))
     return problems
+
+
+def _default_hint(loc: tuple[Any, ...]) -> str:
+    model = _model_at(AppConfig, loc[:-1])
+    field = model.model_fields.get(str(loc[-1])) if model and loc else None
+    default = field.default if field is not None else PydanticUndefined
+    if default is PydanticUndefined or default is None:
+        return "write a value"
+    if isinstance(default, tuple) and all(isinstance(d, str) for d in default):
+        default = list(default)
+    elif not isinstance(default, str | int | float | bool):
+        return "write a value, or delete the key to use the default"
+    return f"write a value, or delete the key to use the default ({_show(default)})"
+
+
+def _quote_hint(kind: str, value: Any) -> str:
+    """For ``"50"`` or ``"yes"``: YAML reads quoted values as text, numbers must be bare."""
+    if not isinstance(value, str):
+        return ""
+    if kind == "bool_type" and value.strip().lower() in {"yes", "no", "true", "false", "on", "off"}:
+        return "; write true or false, without quotes"
+    if kind in {"int_type", "float_type"}:
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f"; remove the quotes: write {value.strip()}, not {value!r}"
+    return ""
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

@@ -15,9 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine
 
+from candlewise.errors import UserError
 from candlewise.logging_setup import get_logger
 from candlewise.market.aggregation import TimeframeAggregator, aggregate_frame
 from candlewise.market.candle import Candle
@@ -27,6 +29,35 @@ from candlewise.store.error_log import record_candle_issues
 from candlewise.timeframes import HIGHER_TIMEFRAMES, TIMEFRAME_MS, bucket_start
 
 log = get_logger("ingest")
+
+
+def _family(source: str) -> str:
+    """simulated:<seed> is its own history per seed; every other source is the real market."""
+    return source if source.startswith("simulated") else "real"
+
+
+def check_source(conn: Connection, symbol: str, source: str) -> None:
+    """Refuse to append candles of another history to a symbol's stored series.
+
+    Simulated prices continuing a real series (or another seed's) would silently poison every
+    model trained and every figure computed on that symbol.
+    """
+    stored = candle_store.latest_source(conn, symbol)
+    if stored is None or _family(stored) == _family(source):
+        return
+    raise UserError(
+        f"{symbol} already holds {_describe(stored)} candles; adding {_describe(source)} "
+        "candles would mix two price histories",
+        "use another database for this (e.g. --db sqlite:///data/simulated.db) or another symbol",
+    )
+
+
+def _describe(source: str) -> str:
+    return (
+        f"simulated (seed {source.split(':', 1)[1]})"
+        if ":" in source
+        else ("simulated" if source.startswith("simulated") else f"real ({source})")
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +84,15 @@ def ingest_frame(
     """Validate and store a frame of one symbol/timeframe; derive higher timeframes from 1m."""
     clean, issues = validate_frame(frame, symbol, timeframe)
     derived: dict[str, int] = {}
+    if clean.empty and len(frame):
+        raise UserError(
+            f"all {len(frame):,} rows were rejected ({_main_problem(issues)}); nothing was stored",
+            _timestamp_hint(frame)
+            or "check the file against the header "
+            "timestamp,open,high,low,close,volume with open times in ms",
+        )
     with engine.begin() as conn:
+        check_source(conn, symbol, source)
         record_candle_issues(conn, issues, component=f"ingest:{source}")
         stored = candle_store.insert_frame(conn, clean, symbol, timeframe, source)
         if timeframe == "1m" and derive_higher and not clean.empty:
@@ -69,6 +108,23 @@ def ingest_frame(
         derived,
         tuple(issues),
     )
+
+
+def _main_problem(issues: Sequence[CandleIssue]) -> str:
+    kinds: dict[str, int] = {}
+    for issue in issues:
+        kinds[issue.kind] = kinds.get(issue.kind, 0) + 1
+    return ", ".join(f"{k}: {n:,}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])[:3])
+
+
+def _timestamp_hint(frame: pd.DataFrame) -> str | None:
+    ts = pd.to_numeric(frame["timestamp"], errors="coerce").dropna()
+    if len(ts) and ((ts % 60_000) == 59_999).mean() > 0.9:
+        return (
+            "the timestamps end in :59.999, i.e. they are candle close times; candlewise "
+            "expects open times (subtract 59999 ms)"
+        )
+    return None
 
 
 def _derive_higher(
@@ -104,6 +160,7 @@ class CandleRecorder:
         flush_every_s: float = 0.5,
         flush_rows: int = 5_000,
         on_close: OnClose | None = None,
+        regimes: Callable[[], list[tuple[str, int, str]]] | None = None,
     ) -> None:
         self._engine = engine
         self._source = source
@@ -115,15 +172,23 @@ class CandleRecorder:
         self._flush_rows = flush_rows
         self._last_flush = time.monotonic()
         self._on_close = on_close
+        self._stored_until: dict[str, int] = {}
+        self._regimes = regimes
         self.accepted = 0
         self.rejected = 0
+        self.already_stored = 0
         self.closes: dict[str, int] = {}
 
     def resume_from_store(self) -> dict[str, int]:
-        """Prime validation and aggregation with what is stored; returns last 1m open per symbol."""
+        """Prime validation and aggregation with what is stored; returns last 1m open per symbol.
+
+        Candles at or before the last stored one are then skipped quietly (counted in
+        ``already_stored``): replaying what the store holds is no news and no error.
+        """
         last: dict[str, int] = {}
         with self._engine.connect() as conn:
             for symbol, aggregator in self._aggregators.items():
+                check_source(conn, symbol, self._source)
                 t = candle_store.last_open_time(conn, symbol, "1m")
                 if t is None:
                     continue
@@ -133,6 +198,7 @@ class CandleRecorder:
                 frame = candle_store.load_frame(conn, symbol, "1m", t, t + 1)
                 o, h, lw, c, v = frame.iloc[0, 1:].tolist()
                 self._validator.remember(Candle(symbol, "1m", t, o, h, lw, c, v))
+        self._stored_until = dict(last)
         return last
 
     def add(self, candle: Candle) -> list[Candle]:
@@ -140,6 +206,9 @@ class CandleRecorder:
         aggregator = self._aggregators.get(candle.symbol)
         if aggregator is None:
             raise ValueError(f"not recording {candle.symbol}; recording {list(self._aggregators)}")
+        if candle.open_time <= self._stored_until.get(candle.symbol, -1):
+            self.already_stored += 1
+            return []
         accepted, issues = self._validator.check(candle)
         if issues:
             self._issues.extend(issues)
@@ -181,10 +250,16 @@ class CandleRecorder:
 
     def flush(self) -> None:
         """Write what is pending in one transaction (also call it on shutdown)."""
-        if self._rows or self._issues:
+        regimes = self._regimes() if self._regimes else []
+        if self._rows or self._issues or regimes:
             with self._engine.begin() as conn:
                 candle_store.insert_candles(conn, self._rows, self._source)
                 record_candle_issues(conn, self._issues, component=f"feed:{self._source}")
+                for symbol in {r[0] for r in regimes}:
+                    mine = [r for r in regimes if r[0] == symbol]
+                    candle_store.insert_regimes(
+                        conn, symbol, np.array([r[1] for r in mine]), [r[2] for r in mine]
+                    )
             self._rows.clear()
             self._issues.clear()
         self._last_flush = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def configure_logging(
     logger.setLevel(cfg.level)
     logger.propagate = False
     formatter = logging.Formatter(_FORMAT, _DATEFMT)
+    formatter.converter = time.gmtime  # log times are UTC, like every stored timestamp
     redactor = RedactingFilter()
     handlers: list[logging.Handler] = [
         RotatingFileHandler(

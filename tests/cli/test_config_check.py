@@ -58,6 +58,56 @@ BAD_CONFIGS = {
         "live_trading:\n  mode: real\n",
         ["live_trading.mode: 'real'", "'paper' or 'live'"],
     ),
+    "duplicate_section": (
+        "risk:\n  stop_loss: 0.03\nsymbols: [BTC/USDT]\nrisk:\n  daily_loss_limit: 0.04\n",
+        ["risk: duplicate key 'risk' at lines 1 and 4", "merge them into one section"],
+    ),
+    "duplicate_nested_key": (
+        "continuous_learning:\n  retraining:\n    patience: 5\n    max_epochs: 9\n"
+        "    patience: 7\n",
+        [
+            "continuous_learning.retraining.patience: duplicate key 'patience' at lines 3 and 5",
+            "delete all but one",
+        ],
+    ),
+    "trading_threshold_percent": (
+        "continuous_learning:\n  confidence:\n    trading_threshold: 80\n",
+        [
+            "continuous_learning.confidence.trading_threshold: 80",
+            "not a percent",
+            "did you mean 0.8?",
+        ],
+    ),
+    "hysteresis_percent": (
+        "continuous_learning:\n  confidence:\n    hysteresis: 5\n",
+        ["continuous_learning.confidence.hysteresis: 5", "not a percent", "did you mean 0.05?"],
+    ),
+    "fee_rate_percent": (
+        "paper:\n  fee_rate: 10\n",
+        ["paper.fee_rate: 10", "not a percent", "10 % would be 0.1, which is out of range too"],
+    ),
+    "fee_rate_given_in_percent_units": (
+        "paper:\n  fee_rate: 0.1\n",
+        ["paper.fee_rate: 0.1", "(0 <= x < 0.05), not a percent", "did you mean 0.001?"],
+    ),
+    "weight_percent": (
+        "timeframes:\n  intervals:\n    - interval: 1h\n      weight: 30\n"
+        "    - interval: 4h\n      weight: 70\n",
+        ["timeframes.intervals[0].weight: 30", "did you mean 0.3?", "did you mean 0.7?"],
+    ),
+    "max_epochs_quoted": (
+        'continuous_learning:\n  retraining:\n    max_epochs: "50"\n',
+        [
+            "continuous_learning.retraining.max_epochs: '50'",
+            "wrong type",
+            "valid integer",
+            "remove the quotes",
+        ],
+    ),
+    "enabled_quoted": (
+        'live_trading:\n  enabled: "yes"\n',
+        ["live_trading.enabled: 'yes'", "wrong type", "valid boolean", "write true or false"],
+    ),
 }
 
 
@@ -125,3 +175,63 @@ def test_console_script_exit_code_and_no_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "did you mean 0.05?" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_duplicate_key_lines_are_exact(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("risk:\n  stop_loss: 0.03\nsymbols: [BTC/USDT]\nrisk:\n  stop_loss: 0.04\n")
+    assert run(["config", "check", "--config", str(path)]) == 2
+    out = capsys.readouterr().out
+    assert out.splitlines()[1:] == [
+        "  ✗ risk: duplicate key 'risk' at lines 1 and 4; YAML would silently keep only the "
+        "last one: merge them into one section"
+    ]
+
+
+def test_show_masks_passwords(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "config.yaml").write_text(
+        "database:\n  url: postgresql://cw:db-pass-4242@db:5432/cw\n"
+        "exchange:\n  rest_url: https://user:proxy-pass-77@proxy.example/api\n"
+    )
+    assert run(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "db-pass-4242" not in out and "proxy-pass-77" not in out
+    assert "url: postgresql://cw:***@db:5432/cw" in out
+    assert "rest_url: https://user:***@proxy.example/api" in out
+
+    monkeypatch.setenv("CANDLEWISE_DATABASE_URL", "postgresql://env:env-pass-99@h/x")
+    assert run(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "env-pass-99" not in out
+    assert "url: postgresql://env:***@h/x" in out
+
+
+def test_show_masks_env_secrets_pasted_into_the_config(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / ".env").write_text("BINANCE_API_KEY=PLANTED-KEY-5c4b3a\n")
+    (workdir / "config.yaml").write_text(
+        "exchange:\n  rest_url: https://proxy.example/api?key=PLANTED-KEY-5c4b3a\n"
+    )
+    assert run(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "PLANTED-KEY-5c4b3a" not in out
+    assert "rest_url: https://proxy.example/api?key=***" in out
+
+
+def test_show_of_an_invalid_config_lists_the_same_problems_as_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("risk:\n  stop_loss: 5\npaper:\n  fee_rate: 10\n")
+    assert run(["config", "check", "--config", str(path)]) == 2
+    checked = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ✗ ")]
+    assert run(["config", "show", "--config", str(path)]) == 2
+    out = capsys.readouterr()
+    shown = [ln for ln in out.err.splitlines() if ln.startswith("  ✗ ")]
+    assert len(checked) == 2
+    assert shown == checked
+    assert "Traceback" not in out.out + out.err
+    assert "starting_balance" not in out.out  # nothing of the config is printed

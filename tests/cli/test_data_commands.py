@@ -62,17 +62,18 @@ def test_stream_simulated_then_again_appends_without_overlap(workdir: Path, caps
         run(["data", "stream", "--feed", "simulated", "--symbols", "BTC/USDT", "--duration", "3h"])
         == 0
     )
-    assert "✓ 180 1m candles recorded from the simulated feed" in capsys.readouterr().out
+    assert "✓ 180 new 1m candles recorded from the simulated feed" in capsys.readouterr().out
     assert (
         run(["data", "stream", "--feed", "simulated", "--symbols", "BTC/USDT", "--duration", "3h"])
         == 0
     )
     db = workdir / "data" / "trading.db"
-    times = [
-        t for (t,) in rows(db, "SELECT open_time FROM candles WHERE timeframe='1m' ORDER BY 1")
-    ]
+    series = rows(db, "SELECT open_time, open, close FROM candles WHERE timeframe='1m' ORDER BY 1")
+    times = [t for t, _, _ in series]
     assert len(times) == len(set(times)) >= 180
     assert all(b - a == MINUTE_MS for a, b in itertools.pairwise(times))
+    # one history: each minute opens exactly where the previous one closed, across both runs
+    assert all(b[1] == a[2] for a, b in itertools.pairwise(series))
     log = (workdir / "logs" / "production_deployment.log").read_text()
     assert "[BTC/USDT @ 1h] Candle closed: O=" in log
 
@@ -119,7 +120,10 @@ def test_import_then_replay_from_the_store(workdir: Path, tmp_path: Path, capsys
         )
         == 0
     )
-    assert "✓ 120 1m candles recorded from the replay feed" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "✓ 0 new 1m candles recorded from the replay feed" in out.out
+    assert "(120 already stored, 0 rejected)" in out.out
+    assert out.err == ""  # replaying what is stored is no error
 
 
 @needs_shared
@@ -240,3 +244,96 @@ def test_stream_binance_backfills_after_a_drop_into_the_store(
     assert rest.klines_count() >= 1  # and backfilled over REST
     errors = rows(workdir / "data" / "trading.db", "SELECT message FROM error_log")
     assert errors == []
+
+
+def test_download_stores_the_closed_candles(workdir: Path, capsys) -> None:
+    now = int(time.time() * 1000)
+    start = now - now % MINUTE_MS - 2500 * MINUTE_MS  # 2,500 closed minutes: 3 REST pages
+    series = make_series(["ETH/USDT"], start, 2501)  # the last one is still forming
+    with BinanceRestServer(series, lambda: int(time.time() * 1000)) as rest:
+        (workdir / "config.yaml").write_text(f"exchange:\n  rest_url: {rest.url}\n")
+        assert run(["data", "download", "--symbol", "ETH/USDT", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "✓ Downloaded from Binance: 2,500 new ETH/USDT 1m candles stored" in out
+    stored = rows(
+        workdir / "data" / "trading.db",
+        "SELECT open_time, close FROM candles WHERE timeframe='1m' ORDER BY 1",
+    )
+    assert stored == [(c.open_time, c.close) for c in series["ETH/USDT"][:2500]]
+
+
+def test_simulated_and_real_histories_are_never_mixed(
+    workdir: Path, tmp_path: Path, capsys
+) -> None:
+    assert run(["data", "simulate", "--symbols", "BTC/USDT", "--days", "0.2"]) == 0
+    path = tmp_path / "BTC_USDT-1m.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n1735689600000,1,2,0.5,1.5,3\n"
+        "1735689660000,1.5,2,1,1.2,3\n1735689720000,1.2,2,1,1.1,3\n"
+    )
+    assert run(["data", "import", str(path), "--symbol", "BTC/USDT", "--timeframe", "1m"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds simulated (seed 42) candles" in err and "--db" in err
+
+
+def test_import_rejects_bad_rows_alone_and_explains_close_times(
+    workdir: Path, tmp_path: Path, capsys
+) -> None:
+    good = tmp_path / "SOL_USDT-1m.csv"
+    good.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(
+            f"{1735689600000 + i * 60000},{'abc' if i == 2 else 10},11,9,10,5\n" for i in range(5)
+        )
+    )
+    assert run(["data", "import", str(good), "--symbol", "SOL/USDT", "--timeframe", "1m"]) == 0
+    assert "4 new SOL/USDT 1m candles stored (5 read, 1 rejected" in capsys.readouterr().out
+    closes = tmp_path / "close_times.csv"
+    closes.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(f"{1735689659999 + i * 60000},10,11,9,10,5\n" for i in range(5))
+    )
+    assert run(["data", "import", str(closes), "--symbol", "ETH/USDT", "--timeframe", "1m"]) == 2
+    err = capsys.readouterr().err
+    assert "all 5 rows were rejected" in err and "close times" in err
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_saves_what_was_received_and_exits_130(workdir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("candlewise")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "data",
+            "stream",
+            "--feed",
+            "simulated",
+            "--symbols",
+            "BTC/USDT",
+            "--duration",
+            "6h",
+            "--speed",
+            "1800",
+        ],  # 12 s of wall time in all
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = workdir / "data" / "trading.db"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until candles are being written
+        time.sleep(0.5)
+        if db.exists() and rows(db, "SELECT COUNT(*) FROM candles")[0][0] > 0:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Interrupted:" in out and "Traceback" not in err
+    saved = rows(db, "SELECT COUNT(*) FROM candles WHERE timeframe='1m'")[0][0]
+    reported = int(out.split("Interrupted: ")[1].split(" new")[0].replace(",", ""))
+    assert saved == reported > 0  # every candle received was saved

@@ -16,7 +16,7 @@ def test_demo_fills_the_store_and_every_guide_query_runs(workdir: Path, capsys) 
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
     assert run(["demo", "--days", "0.5"]) == 0
     out = capsys.readouterr().out
-    assert "✓ 1,440 1m candles recorded from the simulated feed" in out  # 2 symbols x 720
+    assert "✓ 1,440 new 1m candles recorded from the simulated feed" in out  # 2 symbols x 720
     assert "BTC/USDT|" in out and "ETH/USDT|" in out
     con = sqlite3.connect(workdir / "data" / "trading.db")
     try:

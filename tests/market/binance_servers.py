@@ -14,11 +14,12 @@ REST server and the feed agree on which minutes have closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -102,6 +103,19 @@ def kline_message(candle: Candle, final: bool, event_time_ms: int | None = None)
     event_time = event_time_ms if event_time_ms is not None else candle.close_time
     data = {"e": "kline", "E": event_time, "s": sid, "k": k}
     return json.dumps({"stream": f"{sid.lower()}@kline_{candle.timeframe}", "data": data})
+
+
+def bad_kline_message(candle: Candle, final: object = True, **changes: object) -> str:
+    """``candle``'s kline with ``x = final`` and fields of ``k`` replaced (None: removed)."""
+    message = json.loads(kline_message(candle, True))
+    k = message["data"]["k"]
+    k["x"] = final
+    for key, value in changes.items():
+        if value is None:
+            k.pop(key)
+        else:
+            k[key] = value
+    return json.dumps(message)
 
 
 def rest_row(candle: Candle) -> list[Any]:
@@ -234,6 +248,27 @@ class BinanceWsServer:
         await ws.wait_closed()
 
 
+@contextlib.contextmanager
+def ws_server_thread(
+    scripts: Sequence[Sequence[Action]], clock: ScriptClock
+) -> Iterator[BinanceWsServer]:
+    """A :class:`BinanceWsServer` running in its own event loop thread, for synchronous tests."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="ws-server", daemon=True)
+    thread.start()
+    server = BinanceWsServer(scripts, clock)
+    try:
+        asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(5)
+        try:
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 _FILTERS = [
     {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
     {"filterType": "LOT_SIZE", "minQty": "0.00001", "maxQty": "9000", "stepSize": "0.00001"},
@@ -278,6 +313,11 @@ class BinanceRestServer:
 
     ``overlap`` makes every klines page start that many minutes before ``startTime`` (pagination
     must deduplicate); ``fail_klines`` answers the next N klines requests with HTTP 503.
+    ``bad_rows`` (symbol -> open time -> raw row) serves that row, as is, instead of the candle
+    opening then (any JSON value: a row with None in it, None itself, garbage). ``fail_with``
+    ``(status, json_body)`` answers *every* request with that error, as Binance does for a banned
+    IP or a rejected API key (e.g. ``(401, {"code": -2015, "msg": "Invalid API-key ..."})``).
+    Every request's ``X-MBX-APIKEY`` header (None when absent) is kept in ``api_keys``.
     """
 
     def __init__(
@@ -287,12 +327,17 @@ class BinanceRestServer:
         *,
         overlap: int = 0,
         fail_klines: int = 0,
+        bad_rows: Mapping[str, Mapping[int, Any]] | None = None,
+        fail_with: tuple[int, Any] | None = None,
     ) -> None:
         self.by_id = {exchange_id(s): (s, candles) for s, candles in series.items()}
         self.clock = clock
         self.overlap = overlap
         self.fail_klines = fail_klines
+        self.bad_rows = {exchange_id(s): dict(rows) for s, rows in (bad_rows or {}).items()}
+        self.fail_with = fail_with
         self.paths: list[str] = []
+        self.api_keys: list[str | None] = []
         self.klines: list[KlinesRequest] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -325,7 +370,11 @@ class BinanceRestServer:
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
                 with fake._lock:
                     fake.paths.append(parts.path)
-                status, body = fake._route(parts.path, query)
+                    fake.api_keys.append(self.headers.get("X-MBX-APIKEY"))
+                if fake.fail_with is not None:
+                    status, body = fake.fail_with
+                else:
+                    status, body = fake._route(parts.path, query)
                 payload = json.dumps(body).encode() if not isinstance(body, bytes) else body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -392,4 +441,5 @@ class BinanceRestServer:
             )
         if failed:
             return 503, b"Service Unavailable"
-        return 200, [rest_row(c) for c in rows]
+        bad = self.bad_rows.get(sid, {})
+        return 200, [bad[c.open_time] if c.open_time in bad else rest_row(c) for c in rows]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from candlewise.market.aggregation import (
 )
 from candlewise.market.candle import Candle
 from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS, TIMEFRAME_MS, timeframe_rank
+from tests.conftest import SHARED
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
 # "24h", not "1D": pandas ignores origin= for the calendar-day rule on a tz-aware index.
@@ -27,12 +27,7 @@ PANDAS_RULE = {"5m": "5min", "15m": "15min", "1h": "1h", "4h": "4h", "1d": "24h"
 DAY0 = 1_704_067_200_000  # 2024-01-01T00:00Z
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("CANDLEWISE_SHARED_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
-CANDLES_DIR = shared_data_dir() / "candles"
+CANDLES_DIR = (SHARED / "data" / "candles") if SHARED else Path("/nonexistent")
 needs_shared_data = pytest.mark.skipif(
     not CANDLES_DIR.is_dir(), reason=f"shared data not found at {CANDLES_DIR}"
 )

@@ -25,14 +25,17 @@ from tests.market.binance_servers import (
     BinanceRestServer,
     BinanceWsServer,
     Drop,
+    Raw,
     ScriptClock,
     Send,
     SetClock,
     Stall,
     WaitUntil,
+    bad_kline_message,
     closed_port,
     in_progress,
     make_series,
+    rest_row,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -309,3 +312,108 @@ def test_feed_is_single_use() -> None:
             await anext(feed.candles())
 
     asyncio.run(scenario())
+
+
+# --- bad data ----------------------------------------------------------------------------------
+
+
+def per_symbol(candles: list[Candle]) -> dict[str, list[Candle]]:
+    return {s: [c for c in candles if c.symbol == s] for s in SYMBOLS}
+
+
+def test_malformed_klines_are_reported_and_their_minutes_backfilled() -> None:
+    clock = ScriptClock(at(0, 30))
+    scripts: list[list[Action]] = [
+        [
+            *updates(0),
+            SetClock(at(1)),
+            *closes(0),
+            SetClock(at(2)),
+            Raw("garbage"),
+            Raw(bad_kline_message(BTC[1], o="NaN")),
+            Send(ETH[1], True),
+            SetClock(at(3)),
+            Send(BTC[2], True),  # BTC 1 is missing: backfilled over REST first
+            Raw(bad_kline_message(ETH[2], c=None)),
+            SetClock(at(4)),
+            *closes(3),  # ETH 2 is missing: backfilled over REST first
+        ]
+    ]
+    reports: list[tuple[str | None, str]] = []
+
+    async def scenario() -> tuple[list[Candle], BinanceFeed]:
+        with BinanceRestServer(SERIES, clock) as rest:
+            async with BinanceWsServer(scripts, clock) as ws:
+                feed = BinanceFeed(
+                    ws.url,
+                    make_exchange(rest.url),
+                    SYMBOLS,
+                    backoff=FAST,
+                    rng_seed=7,
+                    clock=clock,
+                    on_bad_data=lambda symbol, detail: reports.append((symbol, detail)),
+                )
+                return await take(feed, 8), feed
+
+    out, feed = asyncio.run(scenario())
+    assert per_symbol(out) == {BTC_S: BTC[:4], ETH_S: ETH[:4]}  # the good series, complete
+    assert out == [BTC[0], ETH[0], ETH[1], BTC[1], BTC[2], BTC[3], ETH[2], ETH[3]]
+    assert [symbol for symbol, _ in reports] == [None, BTC_S, ETH_S]
+    assert "garbage" in reports[0][1] and "non-finite" in reports[1][1]
+    assert "KeyError('c')" in reports[2][1]
+    assert feed.stats.bad_data == 3
+    assert [(b.symbol, b.since_ms, b.received) for b in feed.stats.backfills] == [
+        (BTC_S, BTC[1].open_time, 1),
+        (ETH_S, ETH[2].open_time, 1),
+    ]
+
+
+def test_bad_rest_rows_are_skipped_and_reported_once_each() -> None:
+    clock = ScriptClock(at(5, 10))
+    good = rest_row(BTC[2])
+    bad_rows = {
+        BTC_S: {BTC[2].open_time: [BTC[2].open_time, None, *good[2:]], BTC[3].open_time: None},
+        ETH_S: {ETH[6].open_time: [ETH[6].open_time, "1.0", "abc", *good[3:]]},
+    }
+
+    async def scenario() -> tuple[list[Candle], BinanceFeed, BinanceRestServer]:
+        with BinanceRestServer(SERIES, clock, bad_rows=bad_rows) as rest:
+            scripts: list[list[Action]] = [
+                [
+                    klines_at_least(rest, 1, BTC[5]),
+                    *updates(5),
+                    SetClock(at(6)),
+                    *closes(5),
+                    *updates(6),  # minute 6 never closes on the websocket
+                    SetClock(at(7)),
+                    *updates(7),
+                    SetClock(at(8)),
+                    *closes(7),
+                ]
+            ]
+            async with BinanceWsServer(scripts, clock) as ws:
+                feed = BinanceFeed(
+                    ws.url,
+                    make_exchange(rest.url),
+                    SYMBOLS,
+                    last_open_times={BTC_S: BTC[0].open_time},
+                    backoff=FAST,
+                    rng_seed=9,
+                    clock=clock,
+                    gap_retries=2,
+                    on_bad_data=lambda symbol, detail: reports.append((symbol, detail)),
+                )
+                return await take(feed, 7), feed, rest
+
+    reports: list[tuple[str | None, str]] = []
+    out, feed, rest = asyncio.run(scenario())
+    # The good series: the three bad rows are the only candles missing.
+    assert out == [BTC[1], BTC[4], BTC[5], ETH[5], BTC[6], BTC[7], ETH[7]]
+    assert [symbol for symbol, _ in reports] == [BTC_S, BTC_S, ETH_S]
+    assert "open is None" in reports[0][1]
+    assert "no usable open time: None" in reports[1][1]
+    assert "high is 'abc'" in reports[2][1]
+    # ETH minute 6 was fetched three times (gap retries), yet reported once.
+    assert [r.start_ms for r in rest.klines if r.symbol == ETH_S] == [ETH[6].open_time] * 3
+    assert feed.stats.unfilled_gaps == 1
+    assert feed.stats.bad_data == 3

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import traceback
+
 import pytest
 
 from candlewise.errors import UserError
@@ -18,6 +21,7 @@ from tests.market.binance_servers import (
     ScriptClock,
     closed_port,
     make_series,
+    rest_row,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -171,3 +175,134 @@ def test_http_503_is_a_network_error() -> None:
             fetch_candles(exchange, "BTC/USDT", "1m", T0, clock(), now_ms=clock())
         # The next call succeeds: the failure was transient.
         assert len(fetch_candles(exchange, "BTC/USDT", "1m", T0, clock(), now_ms=clock())) == 5
+
+
+# --- malformed rows ----------------------------------------------------------------------------
+
+
+def test_malformed_rows_are_skipped_and_reported_once_each() -> None:
+    series = make_series(SYMBOLS, T0, 10)
+    btc = series["BTC/USDT"]
+    good_row = rest_row(btc[1])
+    bad_rows: dict[int, object] = {
+        btc[1].open_time: [btc[1].open_time, None, *good_row[2:]],  # the reported TypeError
+        btc[2].open_time: None,
+        btc[3].open_time: [btc[3].open_time, "NaN", *good_row[2:]],
+        btc[4].open_time: [btc[4].open_time, "1.5"],  # too short
+        btc[5].open_time: ["soon", *good_row[1:]],
+        btc[6].open_time: [btc[6].open_time, "1", "2", "0.5", "abc", "3"],
+        btc[9].open_time: [btc[9].open_time, None, None, None, None, None],  # forming: unchecked
+    }
+    # Now is 30 s into minute 9: minute 9 is the forming candle.
+    clock = ScriptClock(T0 + 9 * MINUTE_MS + 30_000)
+    reports: list[tuple[str | None, str]] = []
+    progress: list[tuple[int, int]] = []
+    with BinanceRestServer(series, clock, bad_rows={"BTC/USDT": bad_rows}) as rest:
+        got = fetch_candles(
+            make_exchange(rest.url),
+            "BTC/USDT",
+            "1m",
+            T0,
+            clock(),
+            on_progress=lambda count, last: progress.append((count, last)),
+            now_ms=clock(),
+            on_bad_data=lambda symbol, detail: reports.append((symbol, detail)),
+        )
+        assert len(rest.klines) == 1
+    assert got == [btc[0], btc[7], btc[8]]
+    assert [symbol for symbol, _ in reports] == ["BTC/USDT"] * 6
+    details = [detail for _, detail in reports]
+    assert "open is None" in details[0] and str(btc[1].open_time) in details[0]
+    assert "no usable open time: None" in details[1]
+    assert "open is 'NaN'" in details[2]
+    assert "row too short" in details[3]
+    assert "no usable open time: ['soon'" in details[4]
+    assert "close is 'abc'" in details[5]
+    assert progress == [(3, btc[9].open_time)]
+
+
+def test_a_bad_row_at_a_page_boundary_is_reported_once() -> None:
+    n = 1500
+    series = make_series(SYMBOLS, T0, n)
+    btc = series["BTC/USDT"]
+    # The last row of the first page has no open time: the next page starts at it again.
+    clock = ScriptClock(T0 + n * MINUTE_MS)
+    reports: list[tuple[str | None, str]] = []
+    with BinanceRestServer(
+        series, clock, bad_rows={"BTC/USDT": {btc[999].open_time: None}}
+    ) as rest:
+        got = fetch_candles(
+            make_exchange(rest.url),
+            "BTC/USDT",
+            "1m",
+            T0,
+            clock(),
+            now_ms=clock(),
+            on_bad_data=lambda symbol, detail: reports.append((symbol, detail)),
+        )
+        assert [r.start_ms for r in rest.klines] == [T0, btc[999].open_time]
+    assert got == btc[:999] + btc[1000:]
+    assert len(reports) == 1
+
+
+# --- errors: never a traceback, never a secret -------------------------------------------------
+
+KEY, SECRET = "PLANTED-api-key-4f1c2b", "PLANTED-secret-9e8d7c"
+AUTH_MSG = "Invalid API-key, IP, or permissions for action."
+BAN_MSG = "Way too much request weight used; IP banned until 1700000000000."
+UNKNOWN_MSG = "An unknown error occurred while processing the request."
+
+
+def _assert_no_secret(exc: BaseException) -> None:
+    """Neither the key nor the secret in the message, the hint or the whole traceback chain."""
+    shown = str(exc) + "".join(traceback.format_exception(exc))
+    assert KEY not in shown and SECRET not in shown
+    assert not re.search(r"signature=[0-9a-f]{16}", str(exc))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "unreachable", "expected"),
+    [
+        (401, {"code": -2015, "msg": AUTH_MSG}, False, "refused the request as unauthorised"),
+        (403, {"code": -2015, "msg": AUTH_MSG}, False, "refused the request as unauthorised"),
+        (418, {"code": -1003, "msg": BAN_MSG}, True, "cannot reach Binance at"),
+        (500, {"code": -1000, "msg": UNKNOWN_MSG}, True, "cannot reach Binance at"),
+        (400, {"code": -1100, "msg": "Illegal characters found."}, False, "refused the request"),
+    ],
+)
+@pytest.mark.parametrize("keys", [False, True], ids=["no-keys", "keys-planted"])
+def test_http_errors_become_user_errors_naming_url_and_message(
+    status: int, body: dict[str, object], unreachable: bool, expected: str, keys: bool
+) -> None:
+    clock = ScriptClock(T0 + 5 * MINUTE_MS)
+    with BinanceRestServer(make_series(SYMBOLS, T0, 5), clock, fail_with=(status, body)) as rest:
+        creds = {"api_key": KEY, "secret": SECRET} if keys else {}
+        for call in (
+            lambda ex: load_spot_markets(ex, SYMBOLS),
+            lambda ex: fetch_candles(ex, "BTC/USDT", "1m", T0, clock(), now_ms=clock()),
+        ):
+            exchange = make_exchange(rest.url, **creds)
+            with pytest.raises(UserError) as info:
+                call(exchange)
+            error = info.value
+            assert isinstance(error, BinanceUnreachable) is unreachable
+            assert expected in error.message
+            assert f"Binance at {rest.url}/api/v3" in error.message
+            assert f"(HTTP {status})" in error.message
+            assert str(body["msg"]) in error.message  # Binance's own words reach the user
+            assert error.hint
+            _assert_no_secret(error)
+        # With keys, ccxt signs a private call while loading markets: the key did go out.
+        assert (KEY in rest.api_keys) is keys
+
+
+def test_a_signed_url_in_ccxt_message_is_redacted() -> None:
+    # No Binance "code" in the body: ccxt's message then quotes the signed url.
+    clock = ScriptClock(T0)
+    with BinanceRestServer({}, clock, fail_with=(401, {"msg": "go away"})) as rest:
+        exchange = make_exchange(rest.url, api_key=KEY, secret=SECRET)
+        with pytest.raises(UserError) as info:
+            load_spot_markets(exchange, SYMBOLS)
+    assert "signature=***" in info.value.message
+    assert "go away" in info.value.message
+    _assert_no_secret(info.value)

@@ -30,6 +30,7 @@ from tests.market.binance_servers import (
     ScriptClock,
     Send,
     Stall,
+    bad_kline_message,
     closed_port,
     in_progress,
     kline_message,
@@ -219,3 +220,48 @@ def test_refused_connections_are_retried_with_seeded_backoff() -> None:
     expected = [backoff.delay(attempt, rng) for attempt in range(5)]
     assert [e.retry_in_s for e in events if isinstance(e, Disconnected)] == expected
     assert all("cannot connect" in e.reason for e in events if isinstance(e, Disconnected))
+
+
+def bad_kline(candle: Candle, final: object = True, **changes: object) -> Raw:
+    return Raw(bad_kline_message(candle, final, **changes))
+
+
+def test_malformed_messages_are_reported_and_the_stream_goes_on() -> None:
+    script: list[Send | Raw] = [
+        *minute(0),
+        Raw("garbage{"),
+        bad_kline(BTC[1], o="NaN"),
+        bad_kline(ETH[1], c=None),  # "c" missing
+        bad_kline(in_progress(BTC[1], 3), False, h="Infinity"),  # in progress: not reported
+        bad_kline(BTC[1], "yes"),  # is it final? cannot tell: reported
+        Raw("[" * 50_000),  # nesting deep enough for a RecursionError in json
+        Send(ETH[1], True),
+        *minute(2),
+    ]
+    reports: list[tuple[str | None, str]] = []
+
+    def on_bad_data(symbol: str | None, detail: str) -> None:
+        reports.append((symbol, detail))
+        raise RuntimeError("the error log is down")  # must not stop the stream
+
+    async def scenario() -> tuple[list[StreamEvent], BinanceKlineStream]:
+        async with BinanceWsServer([script], ScriptClock(T0)) as server:
+            stream = BinanceKlineStream(
+                server.url, SYMBOLS, backoff=FAST, rng=random.Random(3), on_bad_data=on_bad_data
+            )
+            events = await collect(stream, lambda ev: len(closed(ev)) == 5, 20)
+            return events, stream
+
+    events, stream = asyncio.run(scenario())
+    assert closed(events) == [BTC[0], ETH[0], ETH[1], BTC[2], ETH[2]]
+    assert [type(e) for e in events].count(Disconnected) == 0  # no reconnect was needed
+    assert [symbol for symbol, _ in reports] == [None, "BTC/USDT", "ETH/USDT", "BTC/USDT", None]
+    details = [detail for _, detail in reports]
+    assert "garbage{" in details[0] and "JSONDecodeError" in details[0]
+    assert "non-finite" in details[1]
+    assert "KeyError('c')" in details[2]
+    assert "'x' must be a boolean, got 'yes'" in details[3]
+    assert "RecursionError" in details[4]
+    assert all(d.startswith("websocket: ") for d in details)
+    assert stream.stats.malformed == 5
+    assert stream.stats.in_progress_dropped == 2 * 4 + 1  # minutes 0 and 2, and the bad one

@@ -14,7 +14,7 @@ from candlewise.errors import UserError
 from candlewise.ingest import ingest_frame
 from candlewise.market.feed_factory import plan_feed
 from candlewise.market.feeds import SimulatedFeed
-from candlewise.market.simulated import SimulatedMarket
+from candlewise.market.simulated import SimulatedMarket, market_at
 
 DAY0 = 1_735_689_600_000
 NOW = DAY0 + 3 * 86_400_000 + 30 * 60_000 + 15_000  # mid-minute on purpose
@@ -43,41 +43,40 @@ def test_simulated_window_ends_at_now_in_symbol_order() -> None:
 def test_simulated_feed_matches_the_market() -> None:
     feed = SimulatedFeed(SYMS, 9, DAY0, SimulatedClock(DAY0), DAY0 + 150 * 60_000)
     got = [c for c in feed.candles() if c.symbol == "ETH/USDT"]
-    expected = SimulatedMarket(SYMS, 9, DAY0).generate(150)["ETH/USDT"].candles()
+    expected = market_at(SYMS, 9, DAY0).generate(150)["ETH/USDT"].candles()
     assert got == expected
 
 
-def test_resumed_feed_continues_price_and_never_overlaps(sqlite_engine: Engine) -> None:
-    first = plan_feed(
-        "simulated",
-        AppConfig(),
-        SYMS,
-        engine=sqlite_engine,
-        now_ms=NOW,
-        duration_ms=3_600_000,
-        speed=None,
-    )
-    minutes = list(first.feed.candles())
+def test_resumed_feed_continues_the_one_history_and_never_overlaps(sqlite_engine: Engine) -> None:
+    from sqlalchemy import text
+
     from candlewise.ingest import CandleRecorder
 
-    rec = CandleRecorder(sqlite_engine, SYMS, "simulated")
+    first = plan_feed("simulated", AppConfig(), SYMS, engine=sqlite_engine, now_ms=NOW,
+                      duration_ms=3_600_000, speed=None)  # fmt: skip
+    minutes = list(first.feed.candles())
+    rec = CandleRecorder(sqlite_engine, SYMS, first.feed.source, regimes=first.feed.take_regimes)
     for c in minutes:
         rec.add(c)
     rec.flush()
-    later = plan_feed(
-        "simulated",
-        AppConfig(),
-        SYMS,
-        engine=sqlite_engine,
-        now_ms=NOW + 10 * 60_000,
-        duration_ms=3_600_000,
-        speed=None,
-    )
+    later = plan_feed("simulated", AppConfig(), SYMS, engine=sqlite_engine,
+                      now_ms=NOW + 10 * 60_000, duration_ms=3_600_000, speed=None)  # fmt: skip
     more = list(later.feed.candles())
     assert len(more) == 2 * 10
     assert more[0].open_time == minutes[-1].open_time + 60_000
-    last_btc = [c for c in minutes if c.symbol == "BTC/USDT"][-1]
-    assert more[0].open == pytest.approx(last_btc.close, rel=1e-12)
+    whole = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=NOW + 10 * 60_000,
+                      duration_ms=70 * 60_000, speed=None)  # fmt: skip
+    assert minutes + more == list(whole.feed.candles())  # resumed == never interrupted
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM simulated_regimes")).scalar() == 120
+
+
+def test_windows_asked_at_different_times_agree() -> None:
+    early = plan_feed("simulated", AppConfig(), ["SOL/USDT"], engine=None, now_ms=NOW,
+                      duration_ms=2 * 3_600_000, speed=None)  # fmt: skip
+    late = plan_feed("simulated", AppConfig(), ["SOL/USDT"], engine=None,
+                     now_ms=NOW + 86_400_000, duration_ms=26 * 3_600_000, speed=None)  # fmt: skip
+    assert list(early.feed.candles()) == list(late.feed.candles())[:120]
 
 
 def test_scaled_clock_paces_one_minute_per_second_at_speed_60() -> None:

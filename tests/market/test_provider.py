@@ -64,3 +64,18 @@ def test_unreachable_binance_is_named(workdir: Path) -> None:
     )
     with pytest.raises(UserError, match=r"127\.0\.0\.1:9"):
         UnifiedDataProvider.get_instance()
+
+
+def test_known_at_never_returns_a_candle_that_has_not_closed(workdir: Path) -> None:
+    from candlewise.ingest import ingest_frame
+    from candlewise.market.simulated import market_at
+
+    day0 = 1_735_689_600_000
+    series = market_at(["BTC/USDT"], 1, day0).generate(2 * 1440)["BTC/USDT"]
+    provider = UnifiedDataProvider.get_instance()
+    ingest_frame(provider.engine, series.to_frame().drop(columns="regime"), "BTC/USDT", "1m", "t")
+    noon_day2 = day0 + 86_400_000 + 12 * 3_600_000
+    by_open = provider.get_candles("BTC/USDT", "1d", end_ms=noon_day2)
+    known = provider.get_candles("BTC/USDT", "1d", known_at_ms=noon_day2)
+    assert len(by_open) == 2 and by_open["timestamp"].iloc[-1] == day0 + 86_400_000
+    assert known["timestamp"].tolist() == [day0]  # day 2 closes at midnight: not known at noon

@@ -100,3 +100,15 @@ def test_restore_without_backups_is_a_clear_error(
     assert run(["restore", "--yes"]) == 2
     err = capsys.readouterr().err
     assert "no backups" in err and "candlewise backup" in err
+
+
+def test_second_restore_does_not_undo_the_first(workdir: Path, capsys) -> None:
+    assert run(["data", "simulate", "--days", "0.05", "--symbols", "BTC/USDT"]) == 0
+    assert run(["backup"]) == 0
+    first = capsys.readouterr().out.split("✓ Backup written: ")[1].split(" ")[0]
+    assert run(["restore", "--yes"]) == 0
+    assert run(["restore", "--yes"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"✓ Restored {first}") == 2  # the safety copy is never the default
+    name = Path(first).name
+    assert run(["restore", name, "--yes"]) == 0  # a bare backup name works too

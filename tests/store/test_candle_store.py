@@ -50,7 +50,7 @@ def test_upsert_replaces_derived_candles(any_engine: Engine) -> None:
     second = first.assign(close=first["close"] + 1)
     with any_engine.begin() as conn:
         candle_store.upsert_frame(conn, first, "ETH/USDT", "5m", "derived")
-        assert candle_store.upsert_frame(conn, second, "ETH/USDT", "5m", "derived") == 0
+        assert candle_store.upsert_frame(conn, second, "ETH/USDT", "5m", "derived") == 3  # written
         back = candle_store.load_frame(conn, "ETH/USDT", "5m")
     assert back["close"].tolist() == second["close"].tolist()
 

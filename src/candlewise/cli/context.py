@@ -18,6 +18,8 @@ from candlewise.store.db import open_store, sqlite_path
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+if not console.is_terminal:  # piped or captured: wide tables beat truncated ones
+    console.width = 160
 
 
 @dataclass

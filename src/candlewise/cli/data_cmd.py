@@ -21,6 +21,8 @@ from candlewise.store import candle_store
 from candlewise.symbols import symbol_problem
 from candlewise.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES
 
+SIMULATE_CHUNK_MINUTES = 30 * 1440  # derive 5m..1d once per month of minutes, not per day
+
 app = typer.Typer(
     help="Get candles into the store and look at what it holds.", no_args_is_help=True
 )
@@ -101,7 +103,8 @@ def simulate(
     db: DbOpt = None,
 ) -> None:
     """Fill the store with the built-in simulated market (1m candles and 5m..1d derived)."""
-    from candlewise.market.simulated import SimulatedMarket
+    from candlewise.market.feeds import simulated_source
+    from candlewise.market.simulated import market_at
 
     ctx = AppContext(config, db)
     chosen = split_symbols(symbols, ctx.config.symbols)
@@ -111,24 +114,23 @@ def simulate(
     end = now - now % MINUTE_MS
     total = int(days * 1440)
     start = end - total * MINUTE_MS
-    market = SimulatedMarket(chosen, market_seed, start)
+    market = market_at(chosen, market_seed, start)
+    source = simulated_source(market_seed)
     engine = ctx.engine
     stored = dict.fromkeys(chosen, 0)
     with progress_bar() as bar:
         task = bar.add_task(f"Simulating {', '.join(chosen)}", total=total)
         while (done := (market.next_open_time - start) // MINUTE_MS) < total:
-            block = market.generate(min(1440, total - done))
+            block = market.generate(min(SIMULATE_CHUNK_MINUTES, total - done))
             for symbol in chosen:
                 series = block[symbol]
-                report = ingest_frame(
-                    engine, series.to_frame().drop(columns="regime"), symbol, "1m", "simulated"
-                )
-                stored[symbol] += report.stored
+                frame = series.to_frame().drop(columns="regime")
+                stored[symbol] += ingest_frame(engine, frame, symbol, "1m", source).stored
                 with engine.begin() as conn:
                     candle_store.insert_regimes(
                         conn, symbol, series.open_time, series.regime_labels()
                     )
-            bar.update(task, advance=len(block[chosen[0]].open_time))
+            bar.update(task, advance=len(block[chosen[0]]))
     for symbol in chosen:
         console.print(f"✓ {symbol}: {stored[symbol]:,} simulated 1m candles (seed {market_seed})")
     console.print("  [dim]Simulated market: not real prices.[/dim]")
@@ -149,12 +151,7 @@ def download(
     _check_symbol(symbol)
     _check_timeframe(timeframe)
     ctx.start_logging()
-    secrets = ctx.secrets
-    exchange = make_exchange(
-        ctx.config.exchange.rest_url,
-        secrets.get("BINANCE_API_KEY"),
-        secrets.get("BINANCE_API_SECRET"),
-    )
+    exchange = make_exchange(ctx.config.exchange.rest_url)  # market data is public: no keys sent
     now = int(time.time() * 1000)
     since = now - int(days * 86_400_000)
     expected = max(1, int((now - since) // (TIMEFRAME_MS[timeframe])))
@@ -166,7 +163,7 @@ def download(
             timeframe,
             since,
             now,
-            on_progress=lambda n: bar.update(task, completed=min(n, expected)),
+            on_progress=lambda n, _last: bar.update(task, completed=min(n, expected)),
         )
         bar.update(task, completed=expected)
     if not candles:
@@ -229,11 +226,13 @@ def stream(
                 markup=False,
             )
 
-    recorder = CandleRecorder(engine, chosen, name, on_close=on_close)
-    if not (name == "replay" and not files):
-        recorder.resume_from_store()  # replaying the store itself: its candles are no news
+    source = getattr(plan.feed, "source", name)
+    take_regimes = getattr(plan.feed, "take_regimes", None)
+    recorder = CandleRecorder(engine, chosen, source, on_close=on_close, regimes=take_regimes)
+    recorder.resume_from_store()
     minutes = None if plan.end_ms is None else (plan.end_ms - plan.start_ms) // MINUTE_MS
     started = time.monotonic()
+    interrupted = False
     try:
         with progress_bar() as bar:
             task = bar.add_task(f"{name} feed", total=(minutes or 0) * len(chosen) or None)
@@ -241,17 +240,21 @@ def stream(
                 recorder.add(candle)
                 bar.advance(task)
     except KeyboardInterrupt:
-        console.print("Interrupted: saving what was received...")
+        interrupted = True
     finally:
         recorder.flush()
     elapsed = time.monotonic() - started
     closes = ", ".join(f"{tf} {recorder.closes.get(tf, 0):,}" for tf in TIMEFRAMES)
+    mark = "Interrupted:" if interrupted else "✓"
     console.print(
-        f"✓ {recorder.accepted:,} 1m candles recorded from the {name} feed in {elapsed:.1f}s "
-        f"({recorder.rejected:,} rejected). Closes: {closes}"
+        f"{mark} {recorder.accepted:,} new 1m candles recorded from the {name} feed in "
+        f"{elapsed:.1f}s ({recorder.already_stored:,} already stored, "
+        f"{recorder.rejected:,} rejected). Closes: {closes}"
     )
     if name == "simulated":
         console.print("  [dim]Simulated market: not real prices.[/dim]")
+    if interrupted:
+        raise typer.Exit(130)
 
 
 @app.command("summary")

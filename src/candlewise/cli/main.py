@@ -7,11 +7,13 @@ keeps its traceback (without local variables, which could hold secrets).
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import typer
 
-from candlewise.cli import config_cmd, data_cmd, demo_cmd, store_cmd
+from candlewise.cli import config_cmd, data_cmd, demo_cmd, evaluate_cmd, models_cmd, store_cmd
 from candlewise.cli.context import err_console
 from candlewise.config_loader import ConfigError
 from candlewise.errors import UserError
@@ -29,10 +31,20 @@ app.add_typer(data_cmd.app, name="data")
 app.add_typer(store_cmd.db_app, name="db")
 app.command("backup")(store_cmd.backup_command)
 app.command("restore")(store_cmd.restore_command)
+app.add_typer(models_cmd.app, name="models")
+app.command("train")(models_cmd.train)
+app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("demo")(demo_cmd.demo)
 
 
+def _terminate(_signum: int, _frame: object) -> None:
+    """SIGTERM (systemd, docker stop, kill) takes the Ctrl+C path: save, then exit."""
+    raise KeyboardInterrupt
+
+
 def run(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         app(args=argv, standalone_mode=True)
     except SystemExit as exc:

@@ -28,12 +28,29 @@ SymbolsOpt = Annotated[
 
 
 def split_symbols(text: str | None, default: tuple[str, ...]) -> list[str]:
+    """``--symbols`` as a list; None (option not given) means ``default`` (the config's).
+
+    Raises UserError for an empty list (``""``, ``,,,``), a malformed or a repeated symbol.
+    """
     from candlewise.errors import UserError
     from candlewise.symbols import symbol_problem
 
-    symbols = [s.strip() for s in text.split(",") if s.strip()] if text else list(default)
+    if text is None:
+        return list(default)
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise UserError(
+            f"no symbols in --symbols {text!r}",
+            "give comma-separated symbols, e.g. --symbols BTC/USDT,ETH/USDT, "
+            "or omit --symbols to use the config's",
+        )
     for s in symbols:
         problem = symbol_problem(s)
         if problem:
             raise UserError(f"malformed symbol {s!r}", problem)
+    dupes = sorted({s for s in symbols if symbols.count(s) > 1})
+    if dupes:
+        raise UserError(
+            f"symbol listed twice in --symbols: {', '.join(dupes)}", "list each symbol once"
+        )
     return symbols

@@ -50,7 +50,7 @@ def backup_command(config: ConfigOpt = None, db: DbOpt = None) -> None:
 
 def restore_command(
     folder: Annotated[
-        Path | None, typer.Argument(help="Backup folder (default: the newest).")
+        Path | None, typer.Argument(help="Backup folder or name (default: newest, no safety copy).")
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the backups and exit.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -60,7 +60,8 @@ def restore_command(
     """Bring a backup back; the current database and models are backed up first."""
     ctx = AppContext(config, db)
     paths = ctx.config.paths
-    available = backups.list_backups(Path(paths.backups_dir))
+    backups_dir = Path(paths.backups_dir)
+    available = backups.list_backups(backups_dir)
     if list_:
         if not available:
             console.print(
@@ -69,7 +70,8 @@ def restore_command(
         for item in available:
             console.print(f"  {item}")
         return
-    chosen = folder or (available[-1] if available else None)
+    regular = backups.list_backups(backups_dir, include_safety=False)
+    chosen = backups.resolve(folder, backups_dir) if folder else (regular[-1] if regular else None)
     if chosen is None:
         raise UserError(f"no backups in {paths.backups_dir}/", "make one with 'candlewise backup'")
     if not yes and not typer.confirm(

@@ -10,7 +10,14 @@ already gave us. This module combines it with REST backfill:
 * a live candle that skips minutes triggers a REST backfill of exactly the skipped range first.
 
 Order is guaranteed per symbol (strictly increasing open times, one minute apart whenever Binance
-has the data). ccxt's REST client is synchronous, so it runs in the default thread executor.
+has the data), *not* across symbols: candles come out in arrival order, so after a gap backfill a
+BTC minute can follow a later ETH minute. :class:`candlewise.market.live_feed.BinanceLiveFeed`
+restores the documented global order (open time, then symbol order). ccxt's REST client is
+synchronous, so it runs in the default thread executor.
+
+Bad data (a malformed websocket message, a malformed REST row) is skipped and reported through
+the optional ``on_bad_data(symbol, detail)`` callback, always called in the event loop's thread.
+A bad REST row is reported once per feed even when the same range is fetched again (gap retries).
 """
 
 from __future__ import annotations
@@ -28,7 +35,12 @@ from typing import TypeVar
 import ccxt
 
 from candlewise.market.backoff import Backoff
-from candlewise.market.binance_rest import BinanceUnreachable, fetch_candles, load_spot_markets
+from candlewise.market.binance_rest import (
+    BadDataCallback,
+    BinanceUnreachable,
+    fetch_candles,
+    load_spot_markets,
+)
 from candlewise.market.binance_stream import (
     BinanceKlineStream,
     Connected,
@@ -71,7 +83,12 @@ class FeedStats:
     backfilled: int = 0
     duplicates_dropped: int = 0
     unfilled_gaps: int = 0
+    bad_data: int = 0  # malformed klines/rows reported through on_bad_data
     backfills: list[BackfillRange] = field(default_factory=list)
+
+
+def _collect(into: list[tuple[str | None, str]], symbol: str | None, detail: str) -> None:
+    into.append((symbol, detail))
 
 
 class BinanceFeed:
@@ -82,6 +99,8 @@ class BinanceFeed:
     closed only an instant ago, which REST may not have finalised yet; the websocket, or the gap
     backfill, delivers those. A gap that REST still cannot fill after ``gap_retries`` retries is a
     real hole in Binance's data: it is logged, counted in ``stats.unfilled_gaps`` and skipped.
+    Malformed klines and REST rows are skipped and reported as ``on_bad_data(symbol, detail)``
+    (see the module docstring); an exception raised by that callback is logged, not propagated.
     """
 
     def __init__(
@@ -98,9 +117,12 @@ class BinanceFeed:
         open_timeout_s: float = 10.0,
         settle_ms: int = 1_000,
         gap_retries: int = 2,
+        on_bad_data: BadDataCallback | None = None,
     ) -> None:
         self.backoff = backoff or Backoff()
         self._rng = random.Random(rng_seed)
+        self._on_bad_data = on_bad_data
+        self._reported_rest: set[tuple[str, str]] = set()
         self._stream = BinanceKlineStream(
             ws_base_url,
             symbols,
@@ -109,6 +131,7 @@ class BinanceFeed:
             rng=self._rng,
             stall_timeout_s=stall_timeout_s,
             open_timeout_s=open_timeout_s,
+            on_bad_data=self._bad_data,
         )
         self.symbols = self._stream.symbols
         self._exchange = exchange
@@ -233,6 +256,7 @@ class BinanceFeed:
         """REST backfill, retried with backoff while Binance is unreachable."""
         attempt = 0
         while True:
+            reports: list[tuple[str | None, str]] = []
             call = functools.partial(
                 fetch_candles,
                 self._exchange,
@@ -241,6 +265,7 @@ class BinanceFeed:
                 since_ms,
                 until_ms,
                 now_ms=self._clock(),
+                on_bad_data=functools.partial(_collect, reports),
             )
             try:
                 candles = await self._run_sync(call)
@@ -249,11 +274,29 @@ class BinanceFeed:
                 attempt += 1
                 logger.warning("backfill of %s failed (%s); retrying in %.2fs", symbol, exc, delay)
                 await asyncio.sleep(delay)
-                continue
+                continue  # the retry fetches (and reports) the same rows again
+            for sym, detail in reports:
+                key = (sym or symbol, detail)
+                if key in self._reported_rest:
+                    continue  # the same bad row, fetched again (gap retry, later backfill)
+                if len(self._reported_rest) >= 10_000:
+                    self._reported_rest.clear()
+                self._reported_rest.add(key)
+                self._bad_data(sym or symbol, detail)
             self.stats.backfills.append(
                 BackfillRange(symbol, since_ms, until_ms, len(candles), reason)
             )
             return candles
+
+    def _bad_data(self, symbol: str | None, detail: str) -> None:
+        """Count and pass on one malformed item (already logged where it was found)."""
+        self.stats.bad_data += 1
+        if self._on_bad_data is None:
+            return
+        try:
+            self._on_bad_data(symbol, detail)
+        except Exception:
+            logger.exception("on_bad_data callback failed for %s", detail)
 
     def _accept_all(self, candles: list[Candle]) -> list[Candle]:
         """Keep candles newer than the last emitted one of their symbol, and advance it."""

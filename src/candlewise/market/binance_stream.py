@@ -6,6 +6,14 @@ partial minute and is dropped here, whatever happens afterwards (a stall, a disc
 that close while the connection is down are simply never seen; the :class:`Connected` event is how
 the feed knows to backfill them over REST.
 
+Bad data never stops the stream: a message that is not JSON, or a kline of ours with a missing,
+None, non-numeric or non-finite field, is skipped, logged and reported as
+``on_bad_data(symbol, detail)`` (``symbol`` None when the message cannot be attributed). A
+malformed *in-progress* kline (``x == false``) is only counted and logged at debug level: it would
+be dropped anyway, and Binance pushes one every ~2 s per symbol, so reporting them could flood
+the error log; the malformed *final* kline of the same minute is reported, and the minute it
+lost is then backfilled over REST by the feed.
+
 Wire format (combined stream ``<base>/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m``)::
 
     {"stream": "btcusdt@kline_1m",
@@ -23,6 +31,7 @@ import math
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
@@ -33,6 +42,9 @@ from candlewise.market.backoff import Backoff
 from candlewise.market.candle import Candle
 from candlewise.symbols import exchange_id, is_valid_symbol, symbol_problem
 from candlewise.timeframes import timeframe_ms
+
+if TYPE_CHECKING:
+    from candlewise.market.binance_rest import BadDataCallback
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +94,21 @@ class StreamStats:
     messages: int = 0
     in_progress_dropped: int = 0
     closed: int = 0
-    ignored: int = 0
+    ignored: int = 0  # not turned into an event: not a kline of ours, or malformed
+    malformed: int = 0  # of which malformed and reported through ``on_bad_data``
+
+
+class MalformedKline(ValueError):
+    """A kline of ours that cannot be turned into a candle.
+
+    ``symbol`` is the configured symbol it belongs to (None when unknown) and ``final`` Binance's
+    ``x`` flag (None when that flag itself is unusable).
+    """
+
+    def __init__(self, detail: str, symbol: str | None = None, final: bool | None = None):
+        super().__init__(detail)
+        self.symbol = symbol
+        self.final = final
 
 
 def stream_url(ws_base_url: str, symbols: Sequence[str], interval: str) -> str:
@@ -96,7 +122,9 @@ def parse_kline_message(
 ) -> Kline | None:
     """Parse one combined-stream message; None when it is not a kline of ours.
 
-    Raises ValueError on a kline with missing or non-finite fields: better skipped than stored.
+    Raises :class:`MalformedKline` (a ValueError) on a kline of ours with missing or non-finite
+    fields: better skipped than stored; ValueError (``json.JSONDecodeError``) when ``raw`` is not
+    JSON at all.
     """
     message = json.loads(raw)
     data = message.get("data", message) if isinstance(message, dict) else None
@@ -104,23 +132,41 @@ def parse_kline_message(
         return None  # subscription replies, serverShutdown notices, ...
     k = data.get("k")
     if not isinstance(k, dict):
-        raise ValueError("kline message without a 'k' object")
+        symbol = symbols_by_id.get(str(data.get("s", "")).upper())
+        raise MalformedKline(f"kline message without a 'k' object: {_short(data)}", symbol)
     symbol = symbols_by_id.get(str(k.get("s", data.get("s", ""))).upper())
     if symbol is None or k.get("i") != interval:
         return None
     final = k.get("x")
     if not isinstance(final, bool):
-        raise ValueError(f"kline 'x' must be a boolean, got {final!r}")
+        raise MalformedKline(f"kline 'x' must be a boolean, got {final!r}: {_short(k)}", symbol)
     try:
-        open_time = int(k["t"])
-        values = [float(k[key]) for key in ("o", "h", "l", "c", "v")]
+        open_time = _int_field(k["t"])
+        values = [_float_field(k[key]) for key in ("o", "h", "l", "c", "v")]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"malformed kline {k!r}: {exc}") from None
+        raise MalformedKline(f"malformed kline {_short(k)}: {exc!r}", symbol, final) from None
     if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"non-finite value in kline {k!r}")
+        raise MalformedKline(f"non-finite value in kline {_short(k)}", symbol, final)
     o, h, low, c, v = values
     candle = Candle(symbol, interval, open_time, o, h, low, c, v)
     return Kline(candle=candle, final=final)
+
+
+def _int_field(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def _float_field(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _short(value: object, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class BinanceKlineStream:
@@ -129,7 +175,9 @@ class BinanceKlineStream:
     :meth:`events` yields :class:`Connected` after each successful handshake,
     :class:`KlineClosed` for each final kline and :class:`Disconnected` before each wait. A
     connection that delivers no message for ``stall_timeout_s`` is treated as dead (Binance sends
-    a kline update every ~2 s per stream, so silence means a half-open socket).
+    a kline update every ~2 s per stream, so silence means a half-open socket). Malformed
+    messages are skipped and reported through ``on_bad_data`` (see the module docstring); an
+    exception raised by that callback is logged, never propagated.
     """
 
     def __init__(
@@ -143,6 +191,7 @@ class BinanceKlineStream:
         stall_timeout_s: float = 30.0,
         open_timeout_s: float = 10.0,
         close_timeout_s: float = 2.0,
+        on_bad_data: BadDataCallback | None = None,
     ) -> None:
         if not symbols:
             raise UserError(
@@ -166,6 +215,7 @@ class BinanceKlineStream:
         self.stall_timeout_s = stall_timeout_s
         self.open_timeout_s = open_timeout_s
         self.close_timeout_s = close_timeout_s
+        self.on_bad_data = on_bad_data
         self.stats = StreamStats()
         self._rng = rng or random.Random()
         self._by_id = {exchange_id(s): s for s in self.symbols}
@@ -212,9 +262,8 @@ class BinanceKlineStream:
         self.stats.messages += 1
         try:
             kline = parse_kline_message(raw, self._by_id, self.interval)
-        except ValueError as exc:  # includes json.JSONDecodeError
-            self.stats.ignored += 1
-            logger.warning("skipping malformed Binance message: %s", exc)
+        except Exception as exc:  # JSONDecodeError, MalformedKline, RecursionError on deep nesting
+            self._bad_message(raw, exc)
             return None
         if kline is None:
             self.stats.ignored += 1
@@ -224,3 +273,24 @@ class BinanceKlineStream:
             return None
         self.stats.closed += 1
         return KlineClosed(kline.candle)
+
+    def _bad_message(self, raw: str | bytes, exc: Exception) -> None:
+        if isinstance(exc, MalformedKline) and exc.final is False:
+            self.stats.in_progress_dropped += 1  # dropped anyway: not worth an error-log row
+            logger.debug("skipping malformed in-progress kline: %s", exc)
+            return
+        self.stats.ignored += 1
+        self.stats.malformed += 1
+        symbol = exc.symbol if isinstance(exc, MalformedKline) else None
+        if isinstance(exc, MalformedKline):
+            detail = f"websocket: {exc}"
+        else:
+            detail = (
+                f"websocket: unreadable message {_short(raw, 200)}: {type(exc).__name__}: {exc}"
+            )
+        logger.warning("skipping malformed Binance message: %s", detail)
+        if self.on_bad_data is not None:
+            try:
+                self.on_bad_data(symbol, detail)
+            except Exception:
+                logger.exception("on_bad_data callback failed for %s", detail)

@@ -58,16 +58,9 @@ def _normalise(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
     frame = frame[list(COLUMNS)].copy()
     frame["timestamp"] = _timestamps_ms(frame["timestamp"], file)
     for col in COLUMNS[1:]:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() & frame[col].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(
-                f"{file.name}: column {col!r} has a non-numeric value {frame[col].iloc[row]!r} "
-                f"(data row {row + 1})",
-                "fix or remove that row",
-            )
-        frame[col] = values.astype("float64")
+        # A non-numeric cell becomes NaN: validation then rejects that row alone and records it
+        # in error_log, as it does for NaN, instead of refusing the whole file.
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
     return frame.reset_index(drop=True)
 
 

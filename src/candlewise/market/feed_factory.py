@@ -26,6 +26,7 @@ from candlewise.market.candle_files import read_candle_file
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 from candlewise.market.validation import validate_frame
 from candlewise.store import candle_store
+from candlewise.store.error_log import record_error
 from candlewise.timeframes import MINUTE_MS
 
 FEEDS = ("simulated", "replay", "binance")
@@ -34,6 +35,11 @@ _FILE_SYMBOL = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-1m\.", re.IGNORECASE)
 
 class Feed(Protocol):
     name: str
+
+    @property
+    def source(self) -> str:
+        """Label stored with the candles: simulated:<seed>, replay or binance."""
+        ...
 
     def candles(self) -> Iterator[Candle]: ...
 
@@ -80,12 +86,11 @@ def plan_feed(
         end = floor_minute(now_ms)
         span = duration_ms if duration_ms is not None else 24 * 60 * MINUTE_MS
         start = floor_minute(end - span)
-        anchors: dict[str, float] = {}
         if engine is not None:
-            start, anchors = _resume_point(engine, symbols, start)
+            start = _after_stored(engine, symbols, start)
         end = max(start, end)
         clock = make_clock(start, speed)
-        feed = SimulatedFeed(list(symbols), cfg.data.seed, start, clock, end, anchors)
+        feed = SimulatedFeed(list(symbols), cfg.data.seed, start, clock, end)
         return FeedPlan(feed, clock, start, end)
     if name == "replay":
         frames = _replay_frames(cfg, symbols, engine, files, duration_ms, start_ms, end_ms)
@@ -95,26 +100,21 @@ def plan_feed(
         return FeedPlan(FrameReplayFeed(frames, list(symbols), clock), clock, first, last)
     from candlewise.market.live_feed import binance_plan  # imports ccxt/websockets lazily
 
-    return binance_plan(cfg, symbols, engine, now_ms, duration_ms)
+    def bad_data(symbol: str | None, detail: str) -> None:
+        """Malformed exchange data is skipped by the feed and kept here for the error rate."""
+        if engine is not None:
+            with engine.begin() as conn:
+                record_error(conn, "bad_market_data", detail, symbol=symbol, component="binance")
+
+    return binance_plan(cfg, symbols, engine, now_ms, duration_ms, on_bad_data=bad_data)
 
 
-def _resume_point(
-    engine: Engine, symbols: Sequence[str], start: int
-) -> tuple[int, dict[str, float]]:
-    """Start after the newest stored 1m candle (never overlap it) and continue its prices."""
-    anchors: dict[str, float] = {}
-    newest = None
+def _after_stored(engine: Engine, symbols: Sequence[str], start: int) -> int:
+    """Start after the newest stored 1m candle: the seed's history continues from there."""
     with engine.connect() as conn:
-        for symbol in symbols:
-            last = candle_store.load_frame(conn, symbol, "1m", limit=1)
-            if last.empty:
-                continue
-            t = int(last["timestamp"].iloc[0])
-            anchors[symbol] = float(last["close"].iloc[0])
-            newest = t if newest is None else max(newest, t)
-    if newest is not None and newest + MINUTE_MS > start:
-        start = newest + MINUTE_MS
-    return start, anchors
+        last = [candle_store.last_open_time(conn, s, "1m") for s in symbols]
+    newest = max((t for t in last if t is not None), default=None)
+    return max(start, newest + MINUTE_MS) if newest is not None else start
 
 
 def _replay_frames(

@@ -8,7 +8,7 @@ replay (simulated clock: no waiting), accelerated demos (scaled clock) and live 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +16,7 @@ import pandas as pd
 
 from candlewise.clock import Clock
 from candlewise.market.candle import Candle
-from candlewise.market.simulated import SimulatedMarket
+from candlewise.market.simulated import market_at
 from candlewise.timeframes import MINUTE_MS
 
 SIM_BLOCK_MINUTES = 60
@@ -26,10 +26,10 @@ SIM_BLOCK_MINUTES = 60
 class SimulatedFeed:
     """The built-in simulated exchange: deterministic per seed, no network.
 
-    ``end_ms`` None streams forever (live use); otherwise candles opening before ``end_ms``.
-    ``anchors`` (symbol -> price) rescales a symbol's path so that its first open equals the
-    given price: a feed resumed after stored candles continues their price level, while returns,
-    volatility and regimes are those of the seeded market.
+    Every window is a slice of the seed's one history (``market_at``), so a feed started after
+    stored candles continues them exactly. ``end_ms`` None streams forever (live use); otherwise
+    candles opening before ``end_ms``. The ground-truth regime of every candle yielded is kept
+    in ``regimes`` for the recorder to store apart (it is never part of a ``Candle``).
     """
 
     symbols: Sequence[str]
@@ -37,46 +37,38 @@ class SimulatedFeed:
     start_ms: int
     clock: Clock
     end_ms: int | None = None
-    anchors: Mapping[str, float] = field(default_factory=dict)
     name: str = "simulated"
+    regimes: list[tuple[str, int, str]] = field(default_factory=list, compare=False)
+
+    @property
+    def source(self) -> str:
+        return simulated_source(self.seed)
+
+    def take_regimes(self) -> list[tuple[str, int, str]]:
+        taken = list(self.regimes)
+        self.regimes.clear()
+        return taken
 
     def candles(self) -> Iterator[Candle]:
-        market = SimulatedMarket(list(self.symbols), self.seed, self.start_ms)
-        scale: dict[str, float] = {}
+        market = market_at(list(self.symbols), self.seed, self.start_ms)
         while self.end_ms is None or market.next_open_time < self.end_ms:
             minutes = SIM_BLOCK_MINUTES
             if self.end_ms is not None:
                 minutes = min(minutes, (self.end_ms - market.next_open_time) // MINUTE_MS)
             block = market.generate(minutes)
-            if not scale:
-                scale = {
-                    s: self.anchors[s] / float(block[s].open[0]) if s in self.anchors else 1.0
-                    for s in self.symbols
-                }
-            per_symbol = [_scaled(block[s].candles(), scale[s]) for s in self.symbols]
+            per_symbol = [block[s].candles() for s in self.symbols]
+            labels = [block[s].regime_labels() for s in self.symbols]
             for i in range(minutes):
-                for series in per_symbol:
+                for series, regime in zip(per_symbol, labels, strict=True):
                     candle = series[i]
                     self.clock.sleep_until(candle.close_time)
+                    self.regimes.append((candle.symbol, candle.open_time, str(regime[i])))
                     yield candle
 
 
-def _scaled(candles: list[Candle], factor: float) -> list[Candle]:
-    if factor == 1.0:
-        return candles
-    return [
-        Candle(
-            c.symbol,
-            c.timeframe,
-            c.open_time,
-            c.open * factor,
-            c.high * factor,
-            c.low * factor,
-            c.close * factor,
-            c.volume,
-        )
-        for c in candles
-    ]
+def simulated_source(seed: int) -> str:
+    """Source label of simulated candles: the seed is part of it, histories differ by seed."""
+    return f"simulated:{seed}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +79,7 @@ class FrameReplayFeed:
     symbols: Sequence[str]
     clock: Clock
     name: str = "replay"
+    source: str = "replay"
 
     def candles(self) -> Iterator[Candle]:
         streams = [self._stream(s) for s in self.symbols if s in self.frames]

@@ -82,11 +82,14 @@ class UnifiedDataProvider:
         start_ms: int | None = None,
         end_ms: int | None = None,
         limit: int | None = None,
+        known_at_ms: int | None = None,
     ) -> pd.DataFrame:
         """Stored candles, oldest first: timestamp (open time, ms UTC), open, high, low, close,
         volume."""
         with self.engine.connect() as conn:
-            return candle_store.load_frame(conn, symbol, timeframe, start_ms, end_ms, limit)
+            return candle_store.load_frame(
+                conn, symbol, timeframe, start_ms, end_ms, limit, known_at_ms=known_at_ms
+            )
 
     def feed(
         self,

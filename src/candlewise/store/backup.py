@@ -52,12 +52,20 @@ def _online_copy(source: Path, target: Path) -> str:
         src.close()
 
 
+SAFETY_SUFFIX = "_pre-restore"
+
+
 def backup(
-    db_path: Path, models_dir: Path, backups_dir: Path, now: datetime | None = None
+    db_path: Path,
+    models_dir: Path,
+    backups_dir: Path,
+    now: datetime | None = None,
+    *,
+    label: str = "",
 ) -> BackupResult:
     if not db_path.exists():
         raise UserError(f"database not found: {db_path}", "nothing to back up yet")
-    stamp = (now or datetime.now(tz=UTC)).strftime("%Y%m%d_%H%M%S")
+    stamp = (now or datetime.now(tz=UTC)).strftime("%Y%m%d_%H%M%S") + label
     folder = backups_dir / stamp
     suffix = 1
     while folder.exists():
@@ -66,6 +74,12 @@ def backup(
     partial = folder.with_name(folder.name + ".partial")
     partial.mkdir(parents=True)
     integrity = _online_copy(db_path, partial / DB_NAME)
+    if integrity != "ok":
+        shutil.rmtree(partial)
+        raise UserError(
+            f"the copy of {db_path} fails SQLite's integrity check ({integrity}); no backup kept",
+            f"inspect it with: sqlite3 {db_path} 'PRAGMA integrity_check;'",
+        )
     files: dict[str, dict[str, object]] = {}
     model_count = 0
     if models_dir.is_dir():
@@ -86,10 +100,23 @@ def backup(
     return BackupResult(folder, (folder / DB_NAME).stat().st_size, model_count, integrity)
 
 
-def list_backups(backups_dir: Path) -> list[Path]:
+def list_backups(backups_dir: Path, *, include_safety: bool = True) -> list[Path]:
+    """Complete backups, oldest first; safety copies made by ``restore`` only if asked."""
     if not backups_dir.is_dir():
         return []
-    return sorted(p for p in backups_dir.iterdir() if (p / MANIFEST).is_file())
+    return sorted(
+        p
+        for p in backups_dir.iterdir()
+        if (p / MANIFEST).is_file() and (include_safety or SAFETY_SUFFIX not in p.name)
+    )
+
+
+def resolve(name: str | Path, backups_dir: Path) -> Path:
+    """A backup folder from a path or a bare name such as ``20260102_120000``."""
+    path = Path(name)
+    if not (path / MANIFEST).is_file() and (backups_dir / path.name / MANIFEST).is_file():
+        return backups_dir / path.name
+    return path
 
 
 def verify(folder: Path) -> None:
@@ -116,7 +143,9 @@ def restore(
             f"not a backup folder: {folder}", "list them with 'candlewise restore --list'"
         )
     verify(folder)
-    safety = backup(db_path, models_dir, backups_dir) if db_path.exists() else None
+    safety = (
+        backup(db_path, models_dir, backups_dir, label=SAFETY_SUFFIX) if db_path.exists() else None
+    )
     db_path.parent.mkdir(parents=True, exist_ok=True)
     src = sqlite3.connect(f"file:{folder / DB_NAME}?mode=ro", uri=True)
     dst = sqlite3.connect(db_path, timeout=30)

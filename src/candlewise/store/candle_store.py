@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from candlewise.market.candle import Candle
 from candlewise.store.tables import candles, simulated_regimes
 from candlewise.store.timestamps import FORMAT
+from candlewise.timeframes import TIMEFRAME_MS
 
 FRAME_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _BATCH = 20_000
@@ -64,7 +65,7 @@ def insert_frame(
 def upsert_frame(
     conn: Connection, frame: pd.DataFrame, symbol: str, timeframe: str, source: str
 ) -> int:
-    """Insert or replace (derived candles); returns how many rows are new."""
+    """Insert or replace (derived candles); returns rows written (new or updated)."""
     return _write_frame(conn, frame, symbol, timeframe, source, replace=True)
 
 
@@ -79,7 +80,6 @@ def _write_frame(
 ) -> int:
     if frame.empty:
         return 0
-    before = count(conn, symbol, timeframe)
     open_times = frame["timestamp"].to_numpy(dtype=np.int64)
     n = len(open_times)
     columns = [
@@ -90,37 +90,29 @@ def _write_frame(
         *(frame[c].to_numpy(dtype=np.float64).tolist() for c in FRAME_COLUMNS[1:]),
         [source] * n,
     ]
-    rows = list(zip(*columns, strict=True))
+    return _execute_bulk(conn, list(zip(*columns, strict=True)), replace=replace)
+
+
+def _execute_bulk(conn: Connection, rows: list[tuple[Any, ...]], *, replace: bool) -> int:
+    """Rows written, from the driver's rowcount (no COUNT(*) over a growing table)."""
     sql = _bulk_sql(conn, replace)
-    for lo in range(0, n, _BATCH):
-        conn.exec_driver_sql(sql, rows[lo : lo + _BATCH])
-    return count(conn, symbol, timeframe) - before
+    written = 0
+    for lo in range(0, len(rows), _BATCH):
+        result = conn.exec_driver_sql(sql, rows[lo : lo + _BATCH])
+        written += max(result.rowcount, 0)
+    return written
 
 
 def insert_candles(conn: Connection, items: Sequence[Candle], source: str) -> int:
     """Insert candles of any symbols/timeframes; returns how many were new."""
     if not items:
         return 0
-    before = conn.execute(select(func.count()).select_from(candles)).scalar_one()
     texts = _time_texts(np.fromiter((c.open_time for c in items), dtype=np.int64, count=len(items)))
     rows = [
-        {
-            "symbol": c.symbol,
-            "timeframe": c.timeframe,
-            "open_time": c.open_time,
-            "timestamp": t,
-            "open": c.open,
-            "high": c.high,
-            "low": c.low,
-            "close": c.close,
-            "volume": c.volume,
-            "source": source,
-        }
-        for c, t in zip(items, texts, strict=True)
+        (c.symbol, c.timeframe, c.open_time, t, c.open, c.high, c.low, c.close, c.volume, source)
+        for c, t in zip(items, texts.tolist(), strict=True)
     ]
-    for lo in range(0, len(rows), _BATCH):
-        _insert_ignore(conn, candles, rows[lo : lo + _BATCH])
-    return conn.execute(select(func.count()).select_from(candles)).scalar_one() - before
+    return _execute_bulk(conn, rows, replace=False)
 
 
 def insert_regimes(
@@ -139,6 +131,18 @@ def candles_to_frame(items: Sequence[Candle]) -> pd.DataFrame:
         [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in items],
         columns=list(FRAME_COLUMNS),
     )
+
+
+def latest_source(conn: Connection, symbol: str) -> str | None:
+    """Source label of the newest stored 1m candle of ``symbol`` (None when there is none)."""
+    c = candles.c
+    stmt = (
+        select(c.source)
+        .where(c.symbol == symbol, c.timeframe == "1m")
+        .order_by(c.open_time.desc())
+        .limit(1)
+    )
+    return conn.execute(stmt).scalar_one_or_none()
 
 
 def count(conn: Connection, symbol: str | None = None, timeframe: str | None = None) -> int:
@@ -182,8 +186,15 @@ def load_frame(
     start_ms: int | None = None,
     end_ms: int | None = None,
     limit: int | None = None,
+    *,
+    known_at_ms: int | None = None,
 ) -> pd.DataFrame:
-    """Candles with open time in [start_ms, end_ms), oldest first (the last ``limit`` if given)."""
+    """Candles with open time in [start_ms, end_ms), oldest first (the last ``limit`` if given).
+
+    ``known_at_ms`` keeps only candles closed by then (open time + length <= known_at): what a
+    model may see at that moment. ``end_ms`` alone filters on open times and would let a 1d
+    candle that closes tomorrow through.
+    """
     c = candles.c
     stmt = select(c.open_time, c.open, c.high, c.low, c.close, c.volume).where(
         c.symbol == symbol, c.timeframe == timeframe
@@ -192,6 +203,8 @@ def load_frame(
         stmt = stmt.where(c.open_time >= start_ms)
     if end_ms is not None:
         stmt = stmt.where(c.open_time < end_ms)
+    if known_at_ms is not None:
+        stmt = stmt.where(c.open_time <= known_at_ms - TIMEFRAME_MS[timeframe])
     if limit is not None:
         stmt = stmt.order_by(c.open_time.desc()).limit(limit)
     else:

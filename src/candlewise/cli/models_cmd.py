@@ -1,0 +1,149 @@
+"""``candlewise train`` and ``candlewise models list|rollback``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from candlewise.cli.context import AppContext, console, err_console
+from candlewise.cli.options import ConfigOpt, DbOpt
+from candlewise.errors import UserError
+from candlewise.symbols import symbol_problem
+from candlewise.timeframes import TIMEFRAMES
+
+app = typer.Typer(help="Trained models: list versions, roll back.", no_args_is_help=True)
+
+SymbolArg = Annotated[str, typer.Option("--symbol", help="e.g. BTC/USDT")]
+IntervalOpt = Annotated[
+    str | None, typer.Option("--interval", help="One timeframe (default: all configured).")
+]
+
+
+def registry_for(ctx: AppContext):  # type: ignore[no-untyped-def]
+    from candlewise.models.registry import ModelRegistry
+
+    cfg = ctx.config
+    return ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
+
+
+def _check(symbol: str, interval: str | None) -> None:
+    problem = symbol_problem(symbol)
+    if problem:
+        raise UserError(f"malformed symbol {symbol!r}", problem)
+    if interval is not None and interval not in TIMEFRAMES:
+        raise UserError(f"unknown timeframe {interval!r}", f"use one of {', '.join(TIMEFRAMES)}")
+
+
+def train(
+    symbol: SymbolArg,
+    interval: IntervalOpt = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Train the symbol's models (all configured timeframes, or one) from stored candles."""
+    from candlewise.training import train_symbol
+
+    ctx = AppContext(config, db)
+    _check(symbol, interval)
+    ctx.start_logging()
+    timeframes = [interval] if interval else list(ctx.config.timeframes.names)
+    max_epochs = ctx.config.continuous_learning.retraining.max_epochs
+    registry = registry_for(ctx)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks = {
+            tf: bar.add_task(f"{symbol} {tf}", total=max_epochs, status="waiting")
+            for tf in timeframes
+        }
+
+        def on_epoch(tf: str, report) -> None:  # type: ignore[no-untyped-def]
+            bar.update(
+                tasks[tf],
+                completed=report.epoch,
+                status=f"epoch {report.epoch}: val acc {100 * report.val_accuracy:.1f}%, "
+                f"conf {100 * report.val_confidence:.1f}%",
+            )
+
+        outcomes = train_symbol(
+            ctx.engine, registry, ctx.config, symbol, timeframes, on_epoch=on_epoch
+        )
+        for outcome in outcomes:
+            task = tasks[outcome.timeframe]
+            if outcome.ok:
+                bar.update(task, completed=max_epochs, status="done")
+            else:
+                bar.update(task, status="not trained")
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in outcomes:
+        if outcome.ok and outcome.metrics is not None:
+            m = outcome.metrics
+            console.print(
+                f"✓ {symbol} {outcome.timeframe}: v{outcome.version} saved to "
+                f"{registry.active_path(symbol, outcome.timeframe)} — val acc "
+                f"{100 * m.val_accuracy:.2f}% (baseline {100 * m.majority_baseline:.2f}%), "
+                f"val conf {100 * m.val_confidence:.2f}%, ECE {100 * m.ece:.2f}%, "
+                f"{m.train_size:,} train / {m.val_size:,} val, {m.duration_s:.2f}s"
+            )
+    for outcome in failed:
+        err_console.print(f"✗ {outcome.problem}")
+        if outcome.hint:
+            err_console.print(f"  Hint: {outcome.hint}")
+    if failed:
+        raise typer.Exit(2)
+
+
+@app.command("list")
+def list_models(
+    symbol: Annotated[str | None, typer.Option("--symbol")] = None,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Every model version with its validation figures; * marks the active one."""
+    ctx = AppContext(config, db)
+    records = registry_for(ctx).list(symbol)
+    if not records:
+        console.print("No models trained yet. Train with 'candlewise train --symbol BTC/USDT'.")
+        return
+    table = Table(title="Models")
+    for col in ("", "symbol", "tf", "version", "created (UTC)", "train/val", "val acc",
+                "baseline", "val conf", "ECE"):  # fmt: skip
+        table.add_column(col)
+    order = {tf: i for i, tf in enumerate(TIMEFRAMES)}
+    for r in sorted(records, key=lambda r: (r.symbol, order[r.timeframe], r.version)):
+        table.add_row(
+            "*" if r.active else "",
+            r.symbol,
+            r.timeframe,
+            f"v{r.version}",
+            r.created_at,
+            f"{r.train_size:,}/{r.val_size:,}",
+            f"{100 * r.val_accuracy:.2f}%",
+            f"{100 * r.majority_baseline:.2f}%",
+            f"{100 * r.val_confidence:.2f}%",
+            f"{100 * r.ece:.2f}%",
+        )
+    console.print(table)
+
+
+@app.command("rollback")
+def rollback(
+    symbol: SymbolArg,
+    interval: Annotated[str, typer.Option("--interval", help="Timeframe of the model.")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Make the previous kept version of a model active again."""
+    ctx = AppContext(config, db)
+    _check(symbol, interval)
+    ctx.start_logging()
+    old, new = registry_for(ctx).rollback(symbol, interval)
+    console.print(f"✓ {symbol} {interval}: rolled back from v{old} to v{new}")

@@ -1,0 +1,1 @@
+"""Honest evaluation: walk-forward predictions and their scores."""

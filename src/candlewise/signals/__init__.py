@@ -1,0 +1,1 @@
+"""Turning per-timeframe predictions into one calibrated trading signal per symbol."""

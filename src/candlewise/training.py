@@ -1,0 +1,152 @@
+"""Training a symbol's models from the store: candles -> features -> trainer -> registry.
+
+Each timeframe's model trains on that timeframe's stored candles (5m..1d are derived from 1m at
+ingest, or imported), the most recent ``models.max_samples`` labelled rows. A timeframe without
+enough candles is reported with how much is needed and how to get it; the others still train.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from candlewise.config import AppConfig
+from candlewise.features.labels import training_matrix
+from candlewise.features.spec import FEATURE_SPEC
+from candlewise.logging_setup import get_logger
+from candlewise.models.registry import ModelRegistry
+from candlewise.models.trainer import EpochReport, TrainingConfig, TrainingMetrics, train_model
+from candlewise.store import candle_store
+from candlewise.timeframes import TIMEFRAME_MS
+
+log = get_logger("training")
+
+#: Labelled rows a model needs at the least (the trainer refuses fewer).
+MIN_LABELLED_ROWS = 200
+
+
+def candles_needed() -> int:
+    """Stored candles of a timeframe needed to train its model: warm-up, rows, the next label."""
+    return MIN_LABELLED_ROWS + FEATURE_SPEC.window
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    symbol: str
+    timeframe: str
+    version: int | None = None
+    metrics: TrainingMetrics | None = None
+    problem: str | None = None
+    hint: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.version is not None
+
+
+def training_config(cfg: AppConfig) -> TrainingConfig:
+    retraining = cfg.continuous_learning.retraining
+    return TrainingConfig(
+        max_epochs=retraining.max_epochs,
+        patience=retraining.patience,
+        target_confidence=retraining.target_confidence,
+        seed=cfg.models.seed,
+        threads=cfg.models.threads,
+    )
+
+
+def not_enough_data(symbol: str, timeframe: str, have: int) -> TrainOutcome:
+    need = candles_needed()
+    days = math.ceil(need * TIMEFRAME_MS[timeframe] / 86_400_000)
+    return TrainOutcome(
+        symbol,
+        timeframe,
+        problem=f"{symbol} {timeframe}: {have:,} candles stored, at least {need:,} needed "
+        f"(about {days:,} days)",
+        hint=f"get them with 'candlewise data download --symbol {symbol} --timeframe 1m "
+        f"--days {days + 1}', 'candlewise data import FILE --symbol {symbol} --timeframe "
+        f"{timeframe}' or 'candlewise data simulate --symbols {symbol} --days {days + 1}'",
+    )
+
+
+def _guide_lines(tag: str) -> Callable[[str], None]:
+    """The trainer's lines in the guide's form: only 'Training data' carries the model tag."""
+
+    def emit(line: str) -> None:
+        if line.startswith("Training data"):
+            log.info("%s %s", tag, line)
+        else:
+            log.info("%s", line)
+
+    return emit
+
+
+def train_one(
+    engine: Engine,
+    registry: ModelRegistry,
+    cfg: AppConfig,
+    symbol: str,
+    timeframe: str,
+    *,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> TrainOutcome:
+    """Train, save and activate a new version of one model."""
+    window = cfg.models.max_samples + FEATURE_SPEC.window + 1
+    with engine.connect() as conn:
+        frame = candle_store.load_frame(conn, symbol, timeframe, limit=window)
+    if len(frame) < candles_needed():
+        return not_enough_data(symbol, timeframe, len(frame))
+    X, y, open_times = training_matrix(frame, timeframe, max_samples=cfg.models.max_samples)
+    tag = f"[{symbol}_{timeframe}]"
+    started = time.perf_counter()
+    model = train_model(
+        X,
+        y,
+        training_config(cfg),
+        feature_names=FEATURE_SPEC.names,
+        feature_fingerprint=FEATURE_SPEC.fingerprint,
+        log=_guide_lines(tag),
+        on_epoch=on_epoch,
+    )
+    version = registry.register(
+        symbol,
+        timeframe,
+        model,
+        train_start_ms=int(open_times[0]),
+        train_end_ms=int(open_times[-1]),
+    )
+    m = model.metrics
+    log.info(
+        "✓ %s Model v%d trained: Val Acc=%.2f%%, Val Conf=%.2f%%, ECE=%.2f%% (%s, %.1fs)",
+        tag,
+        version,
+        100 * m.val_accuracy,
+        100 * m.val_confidence,
+        100 * m.ece,
+        m.stopped_reason,
+        time.perf_counter() - started,
+    )
+    return TrainOutcome(symbol, timeframe, version, m)
+
+
+def train_symbol(
+    engine: Engine,
+    registry: ModelRegistry,
+    cfg: AppConfig,
+    symbol: str,
+    timeframes: Sequence[str],
+    *,
+    on_epoch: Callable[[str, EpochReport], None] | None = None,
+) -> list[TrainOutcome]:
+    outcomes = []
+    for tf in timeframes:
+        callback = (lambda report, tf=tf: on_epoch(tf, report)) if on_epoch else None
+        outcome = train_one(engine, registry, cfg, symbol, tf, on_epoch=callback)
+        if not outcome.ok:
+            log.warning("✗ %s", outcome.problem)
+        outcomes.append(outcome)
+    return outcomes

@@ -1,0 +1,77 @@
+"""Training from the command line, as the guide runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from candlewise.cli.main import run
+
+REPO = Path(__file__).resolve().parents[2]
+EPOCH_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] Epoch \d+/50: Loss=\d\.\d{4}, Val Acc=\d+\.\d\d%, "
+                        r"Val Conf=\d+\.\d\d%$")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with 240 simulated days of BTC/USDT and all six models trained by the guide's
+    command (``python src/multi_currency_system.py --train --symbol BTC/USDT``)."""
+    root = tmp_path_factory.mktemp("trained")
+    env = {**os.environ, "CANDLEWISE_DATABASE_URL": f"sqlite:///{root / 'trading.db'}"}
+    exe = Path(sys.executable).with_name("candlewise")
+    subprocess.run([str(exe), "data", "simulate", "--symbols", "BTC/USDT", "--days", "240"],
+                   cwd=root, env=env, check=True, capture_output=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "src" / "multi_currency_system.py"), "--train",
+         "--symbol", "BTC/USDT"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (root / "stdout.txt").write_text(proc.stdout)
+    return root
+
+
+def test_guide_command_trains_six_models_with_epoch_lines(trained: Path) -> None:
+    assert sorted(p.name for p in (trained / "models").glob("*.pt")) == sorted(
+        f"BTC_USDT_{tf}.pt" for tf in ("1m", "5m", "15m", "1h", "4h", "1d")
+    )
+    log = (trained / "logs" / "production_deployment.log").read_text().splitlines()
+    assert any(EPOCH_LINE.match(line) for line in log)
+    assert any(re.search(r"\[BTC/USDT_4h\] Training data: \d+ train, \d+ val$", ln) for ln in log)
+    out = (trained / "stdout.txt").read_text()
+    assert out.count("✓ BTC/USDT ") == 6 and "val acc" in out
+
+
+def test_one_interval_and_models_list(trained: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(trained)
+    monkeypatch.setenv("CANDLEWISE_DATABASE_URL", f"sqlite:///{trained / 'trading.db'}")
+    assert run(["train", "--symbol", "BTC/USDT", "--interval", "4h"]) == 0
+    assert run(["models", "list", "--symbol", "BTC/USDT"]) == 0
+    out = capsys.readouterr().out
+    assert "v2" in out and out.count("BTC/USDT") >= 7
+    assert run(["models", "rollback", "--symbol", "BTC/USDT", "--interval", "4h"]) == 0
+    assert "rolled back from v2 to v1" in capsys.readouterr().out
+
+
+def test_too_little_data_says_how_much_and_how_to_get_it(workdir: Path, capsys) -> None:
+    assert run(["data", "simulate", "--symbols", "ETH/USDT", "--days", "2"]) == 0
+    assert run(["train", "--symbol", "ETH/USDT"]) == 2
+    err = capsys.readouterr().err
+    assert "✗ ETH/USDT 1d: 1 candles stored, at least 231 needed (about 231 days)" in err
+    assert "candlewise data simulate --symbols ETH/USDT --days 232" in err
+    assert (workdir / "models" / "ETH_USDT_1m.pt").exists()  # what could be trained was
+
+
+def test_script_needs_train_flag() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "src" / "multi_currency_system.py"), "--symbol", "BTC/USDT"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "pass --train" in proc.stderr
