@@ -37,6 +37,8 @@ format: install
 
 bench: install
 	$(BIN)/python bench/bench_market.py
+	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_signal.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

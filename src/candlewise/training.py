@@ -15,12 +15,20 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
+from candlewise.evaluation.walk_forward import (
+    WalkForwardConfig,
+    aggregate_walk_forward,
+    walk_forward_timeframe,
+)
 from candlewise.features.labels import training_matrix
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.logging_setup import get_logger
+from candlewise.models.calibration import PlattCalibrator
 from candlewise.models.registry import ModelRegistry
 from candlewise.models.trainer import EpochReport, TrainingConfig, TrainingMetrics, train_model
+from candlewise.signals.calibration_file import SignalCalibration, save_calibration
 from candlewise.store import candle_store
+from candlewise.store.timestamps import now_text
 from candlewise.timeframes import TIMEFRAME_MS
 
 log = get_logger("training")
@@ -150,3 +158,53 @@ def train_symbol(
             log.warning("✗ %s", outcome.problem)
         outcomes.append(outcome)
     return outcomes
+
+
+#: Most recent candles per timeframe the signal calibration walks forward over (bounds its cost).
+CALIBRATION_CANDLES = 4000
+
+
+def calibrate_signals(engine: Engine, cfg: AppConfig, symbol: str) -> SignalCalibration | None:
+    """Fit the symbol's signal calibrators on out-of-sample events and save them.
+
+    A short walk-forward over the stored candles (models trained on the past only) yields the
+    uncalibrated weighted mix and the outcome at every candle close. Its causal score (each
+    event judged by a calibrator fitted on earlier events) is the held-out ECE recorded; the
+    calibrators kept for live use are then fitted on all those events. Returns None when no
+    event timeframe had enough events (signals then stay uncalibrated and cannot trade).
+    """
+    wf = WalkForwardConfig(max_samples=cfg.models.max_samples, blocks=4,
+                           training=training_config(cfg))  # fmt: skip
+    results = {}
+    with engine.connect() as conn:
+        for tf in cfg.timeframes.names:
+            frame = candle_store.load_frame(conn, symbol, tf, limit=CALIBRATION_CANDLES)
+            results[tf] = walk_forward_timeframe(frame, tf, wf)
+    aggregate = aggregate_walk_forward(results, cfg.timeframes.weights, wf, symbol)
+    calibrators = {}
+    events = {}
+    for tf, (p, y) in aggregate.history.items():
+        if len(p) >= wf.calibration_warmup:
+            calibrators[tf] = PlattCalibrator.fit(p, y)
+            events[tf] = len(p)
+    if not calibrators:
+        log.warning("[%s] Signal calibration: too few out-of-sample events", symbol)
+        return None
+    heldout = aggregate.calibrated
+    calibration = SignalCalibration(
+        symbol=symbol,
+        calibrators=calibrators,
+        events=events,
+        heldout_ece=heldout.ece if heldout.predictions else None,
+        heldout_events=heldout.predictions,
+        created_at=now_text(),
+    )
+    path = save_calibration(cfg.paths.models_dir, calibration)
+    log.info(
+        "✓ [%s] Signal calibration saved to %s: %d out-of-sample events, held-out ECE %s",
+        symbol,
+        path,
+        sum(events.values()),
+        "n/a" if calibration.heldout_ece is None else f"{100 * calibration.heldout_ece:.2f}%",
+    )
+    return calibration

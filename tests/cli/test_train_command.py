@@ -44,7 +44,7 @@ def test_guide_command_trains_six_models_with_epoch_lines(trained: Path) -> None
     assert any(EPOCH_LINE.match(line) for line in log)
     assert any(re.search(r"\[BTC/USDT_4h\] Training data: \d+ train, \d+ val$", ln) for ln in log)
     out = (trained / "stdout.txt").read_text()
-    assert out.count("✓ BTC/USDT ") == 6 and "val acc" in out
+    assert out.count(" saved to models/BTC_USDT_") == 6 and "val acc" in out
 
 
 def test_one_interval_and_models_list(trained: Path, monkeypatch, capsys) -> None:
@@ -75,3 +75,15 @@ def test_script_needs_train_flag() -> None:
         timeout=60,
     )
     assert proc.returncode == 2 and "pass --train" in proc.stderr
+
+
+def test_full_training_saves_a_signal_calibration_fitted_out_of_sample(trained: Path) -> None:
+    from candlewise.signals.calibration_file import load_calibration
+
+    calibration = load_calibration(trained / "models", "BTC/USDT")
+    assert calibration is not None
+    assert set(calibration.calibrators) >= {"1m", "5m", "15m", "1h"}
+    assert all(n >= 200 for n in calibration.events.values())
+    assert calibration.heldout_events > 1000
+    assert calibration.heldout_ece is not None and calibration.heldout_ece < 0.08
+    assert "signal calibration:" in (trained / "stdout.txt").read_text()

@@ -93,6 +93,19 @@ def train(
                 f"val conf {100 * m.val_confidence:.2f}%, ECE {100 * m.ece:.2f}%, "
                 f"{m.train_size:,} train / {m.val_size:,} val, {m.duration_s:.2f}s"
             )
+    if interval is None and not failed:
+        from candlewise.training import calibrate_signals
+
+        with console.status(f"Calibrating {symbol} signals on out-of-sample events..."):
+            calibration = calibrate_signals(ctx.engine, ctx.config, symbol)
+        if calibration is not None:
+            ece = calibration.heldout_ece
+            console.print(
+                f"✓ {symbol} signal calibration: {sum(calibration.events.values()):,} "
+                f"out-of-sample events, held-out ECE "
+                f"{'n/a' if ece is None else f'{100 * ece:.2f}%'} "
+                f"({calibration.heldout_events:,} events)"
+            )
     for outcome in failed:
         err_console.print(f"✗ {outcome.problem}")
         if outcome.hint:

@@ -70,6 +70,9 @@ class AggregateResult:
     raw: Score
     events: int
     by_timeframe: dict[str, Score]
+    history: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    """Every out-of-sample (uncalibrated mix, outcome) pair per event timeframe, warm-up
+    included: what a calibrator for live use is fitted on."""
 
 
 def walk_forward_timeframe(
@@ -174,4 +177,5 @@ def aggregate_walk_forward(
         by_timeframe={
             tf: score(np.array(p), np.array(y)) for tf, (p, y) in per_tf.items() if len(p)
         },
+        history={tf: (np.array(p), np.array(y)) for tf, (p, y) in history.items()},
     )

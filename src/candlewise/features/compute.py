@@ -234,3 +234,21 @@ def latest_features(frame_tail: pd.DataFrame, timeframe: str) -> np.ndarray:
         values = tail[list(_COLUMNS)].to_numpy(dtype=np.float64)
     ts, o, h, lo, c, v = np.ascontiguousarray(values.T)
     return _block(ts, o, h, lo, c, v, 1)[0]
+
+
+def window_features(
+    timestamp: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+) -> np.ndarray:
+    """Features (F,) of the last of exactly ``window`` candles given as float64 columns.
+
+    The live path without pandas (a DataFrame costs more to build than the features do): the
+    same ``_block`` code as ``compute_features``, so the result equals its last row.
+    """
+    if close.size != _WINDOW:
+        raise ValueError(f"need exactly {_WINDOW} candles, got {close.size}")
+    return _block(timestamp, open_, high, low, close, volume, 1)[0]

@@ -1,0 +1,96 @@
+"""From candle closes to signals, one event at a time: the live (and replay) prediction path.
+
+For every (symbol, timeframe) it keeps the last ``window`` closed candles; when a candle closes
+the model of that timeframe predicts its next candle from them, and after every timeframe that
+closed at that moment has predicted, ``signals`` combines the fresh predictions into one signal
+per closed timeframe. A timeframe without a usable model simply has no prediction: its weight
+goes to the others (and a symbol with none stays without signal, i.e. in LEARNING mode).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from candlewise.features.compute import window_features
+from candlewise.features.spec import FEATURE_SPEC
+from candlewise.market.candle import Candle
+from candlewise.models.calibration import PlattCalibrator
+from candlewise.models.trainer import TrainedModel
+from candlewise.signals.aggregate import Signal, SignalAggregator, TimeframePrediction
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    model: TrainedModel
+    version: int | None = None
+
+
+class LivePredictor:
+    def __init__(
+        self,
+        weights: Mapping[str, float],
+        models: Mapping[tuple[str, str], ModelSlot],
+        calibrators: Mapping[tuple[str, str], PlattCalibrator] | None = None,
+        log: Log | None = None,
+    ) -> None:
+        self._models = dict(models)
+        self._aggregator = SignalAggregator(weights, calibrators)
+        self._window = FEATURE_SPEC.window
+        self._buffers: dict[tuple[str, str], deque[tuple[float, ...]]] = {}
+        self._log = log
+
+    def set_model(self, symbol: str, timeframe: str, slot: ModelSlot | None) -> None:
+        """Swap a model in (after a retrain) or out (file unusable)."""
+        if slot is None:
+            self._models.pop((symbol, timeframe), None)
+        else:
+            self._models[(symbol, timeframe)] = slot
+
+    def warm_up(self, candles: Sequence[Candle]) -> None:
+        """Fill the windows from stored candles (oldest first) without predicting."""
+        for candle in candles:
+            self._buffer(candle).append(_row(candle))
+
+    def on_close(self, candle: Candle) -> TimeframePrediction | None:
+        """Record a closed candle; return its timeframe model's prediction, if it can make one."""
+        buffer = self._buffer(candle)
+        buffer.append(_row(candle))
+        slot = self._models.get((candle.symbol, candle.timeframe))
+        if slot is None or len(buffer) < self._window:
+            return None
+        columns = np.array(buffer, dtype=np.float64).T.copy()  # rows contiguous, as _block needs
+        x = window_features(*columns)
+        p_up = float(slot.model.predict_proba(x)[0])
+        prediction = TimeframePrediction(
+            candle.symbol, candle.timeframe, candle.close_time, p_up, slot.version
+        )
+        self._aggregator.update(prediction)
+        return prediction
+
+    def signals(self, symbol: str, now_ms: int, closed: Sequence[str]) -> list[Signal]:
+        """One signal per timeframe that closed at ``now_ms`` (call after every ``on_close``)."""
+        out = []
+        for timeframe in closed:
+            signal = self._aggregator.signal(symbol, timeframe, now_ms)
+            if signal is not None:
+                out.append(signal)
+        if out and self._log:
+            self._log(f"[{symbol}] {len(out[0].timeframes_used)} timeframe predictions aggregated")
+        return out
+
+    def _buffer(self, candle: Candle) -> deque[tuple[float, ...]]:
+        key = (candle.symbol, candle.timeframe)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = deque(maxlen=self._window)
+        return buffer
+
+
+def _row(c: Candle) -> tuple[float, ...]:
+    return (float(c.open_time), c.open, c.high, c.low, c.close, c.volume)

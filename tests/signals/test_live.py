@@ -1,0 +1,68 @@
+"""The live prediction path equals the batch one, and aggregates as the guide logs it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from candlewise.features.compute import compute_features
+from candlewise.features.labels import training_matrix
+from candlewise.features.spec import FEATURE_SPEC
+from candlewise.market.aggregation import TimeframeAggregator, aggregate_frame
+from candlewise.market.simulated import market_at
+from candlewise.models.trainer import TrainingConfig, train_model
+from candlewise.signals.live import LivePredictor, ModelSlot
+
+DAY0 = 1_735_689_600_000
+TFS = ("1m", "5m", "15m", "1h")
+
+
+@pytest.fixture(scope="module")
+def setup():  # type: ignore[no-untyped-def]
+    minutes = market_at(["BTC/USDT"], 3, DAY0).generate(20 * 1440)["BTC/USDT"].to_frame()
+    minutes = minutes.drop(columns="regime")
+    frames = {tf: minutes if tf == "1m" else aggregate_frame(minutes, tf) for tf in TFS}
+    models = {}
+    for tf, frame in frames.items():
+        X, y, _ = training_matrix(frame.iloc[: int(len(frame) * 0.6)], tf)
+        models[("BTC/USDT", tf)] = ModelSlot(
+            train_model(X, y, TrainingConfig(max_epochs=5), feature_names=FEATURE_SPEC.names,
+                        feature_fingerprint=FEATURE_SPEC.fingerprint), version=1)  # fmt: skip
+    return minutes, frames, models
+
+
+def test_live_predictions_equal_batch_predictions(setup) -> None:  # type: ignore[no-untyped-def]
+    _, frames, models = setup
+    lines: list[str] = []
+    live = LivePredictor({tf: 0.25 for tf in TFS}, models, log=lines.append)
+    aggregator = TimeframeAggregator("BTC/USDT", TFS[1:])
+    got: dict[str, list[tuple[int, float]]] = {tf: [] for tf in TFS}
+    signals = 0
+    for candle in market_at(["BTC/USDT"], 3, DAY0).generate(20 * 1440)["BTC/USDT"].candles():
+        closed = [candle, *aggregator.add(candle)]
+        for bar in closed:
+            p = live.on_close(bar)
+            if p is not None:
+                got[bar.timeframe].append((bar.open_time, p.p_up))
+        signals += len(live.signals("BTC/USDT", candle.close_time, [b.timeframe for b in closed]))
+    for tf, frame in frames.items():
+        features = compute_features(frame, tf)
+        rows = np.isfinite(features).all(axis=1)
+        expected = models[("BTC/USDT", tf)].model.predict_proba(features[rows])
+        times = frame["timestamp"].to_numpy()[rows]
+        assert [t for t, _ in got[tf]] == times.tolist()
+        np.testing.assert_allclose([p for _, p in got[tf]], expected, rtol=0, atol=1e-12)
+    assert signals > 28_000
+    assert "[BTC/USDT] 4 timeframe predictions aggregated" in lines
+    assert "[BTC/USDT] 1 timeframe predictions aggregated" in lines  # before higher tfs warm up
+
+
+def test_missing_model_leaves_no_prediction_and_no_signal(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, models = setup
+    live = LivePredictor({"1m": 1.0}, {})
+    candles = market_at(["BTC/USDT"], 3, DAY0).generate(40)["BTC/USDT"].candles()
+    assert all(live.on_close(c) is None for c in candles)
+    assert live.signals("BTC/USDT", candles[-1].close_time, ["1m"]) == []
+    live.set_model("BTC/USDT", "1m", models[("BTC/USDT", "1m")])
+    assert live.on_close(market_at(["BTC/USDT"], 3, DAY0 + 40 * 60_000).generate(1)["BTC/USDT"]
+                         .candles()[0]) is not None  # fmt: skip
