@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from candlewise.errors import UserError
-from candlewise.market.candle_files import check_timeframe, infer_timeframe, read_candle_file
+from candlewise.market.candle_files import check_file_timeframe, infer_timeframe, read_candle_file
 from tests.conftest import SHARED, needs_shared
 
 CSV = "timestamp,open,high,low,close,volume\n" + "".join(
@@ -66,7 +66,7 @@ def test_timeframe_mismatch_is_refused(tmp_path: Path) -> None:
     frame = read_candle_file(path)
     frame["timestamp"] = 1_735_689_600_000 + 300_000 * pd.RangeIndex(len(frame))
     with pytest.raises(UserError, match="holds 5m candles but --timeframe is 1m"):
-        check_timeframe(frame, "1m", path)
+        check_file_timeframe(frame, "1m", path)
 
 
 @needs_shared

@@ -12,13 +12,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from candlewise.cli.context import AppContext, console
-from candlewise.cli.options import ConfigOpt, DbOpt, SymbolsOpt, split_symbols
+from candlewise.cli.options import (
+    ConfigOpt,
+    DbOpt,
+    SymbolsOpt,
+    check_symbol,
+    check_timeframe,
+    split_symbols,
+)
 from candlewise.clock import parse_duration_ms, parse_speed
 from candlewise.errors import UserError
 from candlewise.ingest import CandleRecorder, IngestReport, ingest_frame
-from candlewise.market.candle_files import check_timeframe, read_candle_file
+from candlewise.market.candle_files import check_file_timeframe, read_candle_file
 from candlewise.store import candle_store
-from candlewise.symbols import symbol_problem
 from candlewise.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES
 
 SIMULATE_CHUNK_MINUTES = 30 * 1440  # derive 5m..1d once per month of minutes, not per day
@@ -37,19 +43,6 @@ def progress_bar() -> Progress:
         console=console,
         transient=False,
     )
-
-
-def _check_symbol(symbol: str) -> str:
-    problem = symbol_problem(symbol)
-    if problem:
-        raise UserError(f"malformed symbol {symbol!r}", problem)
-    return symbol
-
-
-def _check_timeframe(timeframe: str) -> str:
-    if timeframe not in TIMEFRAMES:
-        raise UserError(f"unknown timeframe {timeframe!r}", f"use one of {', '.join(TIMEFRAMES)}")
-    return timeframe
 
 
 def _print_report(report: IngestReport, what: str) -> None:
@@ -80,11 +73,11 @@ def import_(
 ) -> None:
     """Import candles from a file (rows are validated; problems go to error_log)."""
     ctx = AppContext(config, db)
-    _check_symbol(symbol)
-    _check_timeframe(timeframe)
+    check_symbol(symbol)
+    check_timeframe(timeframe)
     ctx.start_logging()
     frame = read_candle_file(file)
-    check_timeframe(frame, timeframe, file)
+    check_file_timeframe(frame, timeframe, file)
     with console.status(f"Importing {len(frame):,} rows from {file.name}..."):
         report = ingest_frame(ctx.engine, frame, symbol, timeframe, "import", derive_higher=derive)
     _print_report(report, f"Imported {file.name}")
@@ -148,8 +141,8 @@ def download(
     from candlewise.market.binance_rest import fetch_candles, make_exchange
 
     ctx = AppContext(config, db)
-    _check_symbol(symbol)
-    _check_timeframe(timeframe)
+    check_symbol(symbol)
+    check_timeframe(timeframe)
     ctx.start_logging()
     exchange = make_exchange(ctx.config.exchange.rest_url)  # market data is public: no keys sent
     now = int(time.time() * 1000)

@@ -13,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from candlewise.cli.context import AppContext, console
-from candlewise.cli.options import ConfigOpt
+from candlewise.cli.options import ConfigOpt, check_symbol
 from candlewise.errors import UserError
 from candlewise.evaluation.scores import Score
-from candlewise.symbols import symbol_problem
 from candlewise.timeframes import HIGHER_TIMEFRAMES, TIMEFRAMES
 
 
@@ -77,9 +76,7 @@ def evaluate(
     )
     from candlewise.training import training_config
 
-    problem = symbol_problem(symbol)
-    if problem:
-        raise UserError(f"malformed symbol {symbol!r}", problem)
+    check_symbol(symbol)
     ctx = AppContext(config)
     cfg = ctx.config
     frames = load_timeframes(data, symbol)
@@ -99,7 +96,8 @@ def evaluate(
 
         for tf, frame in frames.items():
             results[tf] = walk_forward_timeframe(frame, tf, wf, on_block)
-            bar.update(tasks[tf], completed=results[tf].retrains, total=results[tf].retrains or 1)
+            done = results[tf].retrains or 1  # a skipped timeframe is done too
+            bar.update(tasks[tf], completed=done, total=done)
     aggregate = aggregate_walk_forward(results, cfg.timeframes.weights, wf, symbol)
     elapsed = time.perf_counter() - started
     candles = sum(len(f) for f in frames.values())

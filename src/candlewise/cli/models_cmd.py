@@ -10,9 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from candlewise.cli.context import AppContext, console, err_console
-from candlewise.cli.options import ConfigOpt, DbOpt
-from candlewise.errors import UserError
-from candlewise.symbols import symbol_problem
+from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
 from candlewise.timeframes import TIMEFRAMES
 
 app = typer.Typer(help="Trained models: list versions, roll back.", no_args_is_help=True)
@@ -31,11 +29,9 @@ def registry_for(ctx: AppContext):  # type: ignore[no-untyped-def]
 
 
 def _check(symbol: str, interval: str | None) -> None:
-    problem = symbol_problem(symbol)
-    if problem:
-        raise UserError(f"malformed symbol {symbol!r}", problem)
-    if interval is not None and interval not in TIMEFRAMES:
-        raise UserError(f"unknown timeframe {interval!r}", f"use one of {', '.join(TIMEFRAMES)}")
+    check_symbol(symbol)
+    if interval is not None:
+        check_timeframe(interval)
 
 
 def train(

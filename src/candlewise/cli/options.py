@@ -7,6 +7,10 @@ from typing import Annotated
 
 import typer
 
+from candlewise.errors import UserError
+from candlewise.symbols import symbol_problem
+from candlewise.timeframes import TIMEFRAMES
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
@@ -32,9 +36,6 @@ def split_symbols(text: str | None, default: tuple[str, ...]) -> list[str]:
 
     Raises UserError for an empty list (``""``, ``,,,``), a malformed or a repeated symbol.
     """
-    from candlewise.errors import UserError
-    from candlewise.symbols import symbol_problem
-
     if text is None:
         return list(default)
     symbols = [s.strip() for s in text.split(",") if s.strip()]
@@ -45,12 +46,24 @@ def split_symbols(text: str | None, default: tuple[str, ...]) -> list[str]:
             "or omit --symbols to use the config's",
         )
     for s in symbols:
-        problem = symbol_problem(s)
-        if problem:
-            raise UserError(f"malformed symbol {s!r}", problem)
+        check_symbol(s)
     dupes = sorted({s for s in symbols if symbols.count(s) > 1})
     if dupes:
         raise UserError(
             f"symbol listed twice in --symbols: {', '.join(dupes)}", "list each symbol once"
         )
     return symbols
+
+
+def check_symbol(symbol: str) -> str:
+    """``symbol`` if it is a well-formed BASE/QUOTE symbol, else a UserError with the fix."""
+    problem = symbol_problem(symbol)
+    if problem:
+        raise UserError(f"malformed symbol {symbol!r}", problem)
+    return symbol
+
+
+def check_timeframe(timeframe: str) -> str:
+    if timeframe not in TIMEFRAMES:
+        raise UserError(f"unknown timeframe {timeframe!r}", f"use one of {', '.join(TIMEFRAMES)}")
+    return timeframe

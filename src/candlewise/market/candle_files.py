@@ -101,7 +101,7 @@ def infer_timeframe(frame: pd.DataFrame) -> str | None:
     return next((tf for tf in TIMEFRAMES if TIMEFRAME_MS[tf] == step), None)
 
 
-def check_timeframe(frame: pd.DataFrame, timeframe: str, file: Path | str) -> None:
+def check_file_timeframe(frame: pd.DataFrame, timeframe: str, file: Path | str) -> None:
     """Refuse a file whose spacing contradicts ``--timeframe`` (a common copy-paste mistake)."""
     seen = infer_timeframe(frame)
     if seen is not None and seen != timeframe:
