@@ -1,0 +1,231 @@
+"""Open positions, closed trades and the book that holds them: plain bookkeeping, no prices feed.
+
+A position is one prediction put to work: the signal of a ``(symbol, timeframe)`` said BUY or
+SELL about that timeframe's next candle, so the position carries the prediction (direction,
+confidence) and its horizon (that next candle's close). When it closes, the ``ClosedTrade`` is
+the prediction's verdict: it holds every column of the ``trade_outcomes`` table, so the store
+writes it as is and the retrain policy reads WIN/LOSS from it.
+
+The book allows at most one open position per ``(symbol, timeframe)``: each timeframe's signal
+gets its own outcome, and a second signal of the same timeframe cannot silently average into (and
+blur) the first one's result. Money is the broker's business; the book only values positions at
+given prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Side = Literal["long", "short"]
+Direction = Literal["BUY", "SELL"]
+Outcome = Literal["WIN", "LOSS"]
+ExitReason = Literal["horizon", "stop_loss", "opposite_signal", "rollback"]
+EXIT_REASONS: tuple[str, ...] = ("horizon", "stop_loss", "opposite_signal", "rollback")
+
+
+def side_of(direction: str) -> Side:
+    """The position side a signal direction opens: BUY is long, SELL is short."""
+    if direction == "BUY":
+        return "long"
+    if direction == "SELL":
+        return "short"
+    raise ValueError(f"direction must be BUY or SELL, got {direction!r}")
+
+
+def side_sign(side: str) -> int:
+    """+1 for long, -1 for short: PnL is ``sign * (exit - entry) * quantity``."""
+    if side == "long":
+        return 1
+    if side == "short":
+        return -1
+    raise ValueError(f"side must be long or short, got {side!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """A finished position: one row of ``trade_outcomes`` (times in ms; the store formats them)."""
+
+    position_id: int
+    symbol: str
+    timeframe: str
+    side: Side
+    predicted_direction: Direction
+    confidence: float
+    entry_time_ms: int
+    exit_time_ms: int
+    entry_price: float
+    """Fill price, slippage included."""
+    exit_price: float
+    """Fill price, slippage included."""
+    quantity: float
+    pnl_absolute: float
+    """Quote currency, after the fees of both sides."""
+    pnl_percent: float
+    """``pnl_absolute`` in percent (not a fraction) of the entry notional, as the log shows it."""
+    fees: float
+    """Entry plus exit fee."""
+    outcome: Outcome
+    """WIN iff ``pnl_absolute > 0``: a trade that only pays its fees back is not a win."""
+    exit_reason: ExitReason
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """An open position; frozen, so a change is a new value and history cannot be edited."""
+
+    id: int
+    symbol: str
+    timeframe: str
+    side: Side
+    quantity: float
+    entry_price: float
+    """Fill price, slippage included: stops and PnL are measured from what was paid."""
+    entry_time_ms: int
+    stop_price: float
+    fees_paid: float
+    """Entry fee, already taken from cash."""
+    confidence: float
+    predicted_direction: Direction
+    horizon_ms: int
+    """Close time of the signal timeframe's next candle: the moment the prediction is judged."""
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0 or self.entry_price <= 0:
+            raise ValueError(
+                f"quantity and entry_price must be positive, got {self.quantity}, "
+                f"{self.entry_price}"
+            )
+        if side_of(self.predicted_direction) != self.side:
+            raise ValueError(f"{self.predicted_direction} cannot open a {self.side} position")
+        if self.horizon_ms <= self.entry_time_ms:
+            raise ValueError("horizon_ms must be after entry_time_ms")
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.symbol, self.timeframe)
+
+    @property
+    def sign(self) -> int:
+        return side_sign(self.side)
+
+    @property
+    def notional(self) -> float:
+        """Entry notional: the base of ``pnl_percent``."""
+        return self.quantity * self.entry_price
+
+    def market_value(self, price: float) -> float:
+        """What the position adds to equity at ``price``: held coins, or minus the coins owed."""
+        return self.sign * self.quantity * price
+
+    def unrealized_pnl(self, price: float) -> float:
+        """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash)."""
+        return self.sign * (price - self.entry_price) * self.quantity
+
+    def stop_reference(self, open_: float, high: float, low: float) -> float | None:
+        """Price a stop market order would fill at (before slippage) in this candle, or None.
+
+        The stop triggers when the candle's range reaches it. A candle that opens beyond the
+        stop (a gap) fills at its open, which is worse than the stop: the market never traded
+        at the stop price.
+        """
+        if self.side == "long" and low <= self.stop_price:
+            return min(open_, self.stop_price)
+        if self.side == "short" and high >= self.stop_price:
+            return max(open_, self.stop_price)
+        return None
+
+    def close(
+        self, exit_price: float, exit_time_ms: int, exit_fee: float, reason: ExitReason
+    ) -> ClosedTrade:
+        """The trade this position becomes when it exits at ``exit_price`` (a fill price)."""
+        if reason not in EXIT_REASONS:
+            raise ValueError(f"exit reason must be one of {EXIT_REASONS}, got {reason!r}")
+        fees = self.fees_paid + exit_fee
+        pnl = self.unrealized_pnl(exit_price) - fees
+        return ClosedTrade(
+            position_id=self.id,
+            symbol=self.symbol,
+            timeframe=self.timeframe,
+            side=self.side,
+            predicted_direction=self.predicted_direction,
+            confidence=self.confidence,
+            entry_time_ms=self.entry_time_ms,
+            exit_time_ms=exit_time_ms,
+            entry_price=self.entry_price,
+            exit_price=exit_price,
+            quantity=self.quantity,
+            pnl_absolute=pnl,
+            pnl_percent=pnl / self.notional * 100.0,
+            fees=fees,
+            outcome="WIN" if pnl > 0 else "LOSS",
+            exit_reason=reason,
+        )
+
+
+class PositionExistsError(ValueError):
+    """A second position for a ``(symbol, timeframe)`` that already has one."""
+
+
+class PositionBook:
+    """Open positions keyed by ``(symbol, timeframe)``, in opening order (deterministic)."""
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str], Position] = {}
+        self._next_id = 1
+
+    def allocate_id(self) -> int:
+        """A fresh position id; ids count up per book, so a replay numbers positions alike."""
+        pid = self._next_id
+        self._next_id += 1
+        return pid
+
+    def get(self, symbol: str, timeframe: str) -> Position | None:
+        return self._open.get((symbol, timeframe))
+
+    def open(self, position: Position) -> None:
+        existing = self._open.get(position.key)
+        if existing is not None:
+            raise PositionExistsError(
+                f"{position.symbol} @ {position.timeframe} already has open position "
+                f"#{existing.id} ({existing.side}); one position per symbol and timeframe"
+            )
+        self._open[position.key] = position
+
+    def close(self, symbol: str, timeframe: str) -> Position:
+        """Remove and return the open position of ``(symbol, timeframe)``."""
+        try:
+            return self._open.pop((symbol, timeframe))
+        except KeyError:
+            raise KeyError(f"no open position for {symbol} @ {timeframe}") from None
+
+    def for_symbol(self, symbol: str) -> list[Position]:
+        return [p for p in self._open.values() if p.symbol == symbol]
+
+    def __iter__(self) -> Iterator[Position]:
+        return iter(tuple(self._open.values()))
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __bool__(self) -> bool:
+        return bool(self._open)
+
+    @staticmethod
+    def _price(prices: Mapping[str, float], symbol: str) -> float:
+        try:
+            return prices[symbol]
+        except KeyError:
+            raise KeyError(f"no price for {symbol} to mark its open position") from None
+
+    def exposure(self, prices: Mapping[str, float]) -> float:
+        """Gross notional of all open positions at ``prices``: longs and shorts both count."""
+        return sum(p.quantity * self._price(prices, p.symbol) for p in self._open.values())
+
+    def market_value(self, prices: Mapping[str, float]) -> float:
+        return sum(p.market_value(self._price(prices, p.symbol)) for p in self._open.values())
+
+    def equity(self, cash: float, prices: Mapping[str, float]) -> float:
+        """Mark-to-market equity: cash plus held coins minus owed coins, at ``prices``."""
+        return cash + self.market_value(prices)
