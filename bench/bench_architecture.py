@@ -21,7 +21,7 @@ is predicted by a model trained on labelled rows < s only (whose labels are know
 
 (b)-(d) use their own training loop, a copy of ``trainer.py``'s protocol: chronological 80/20
 split, normalisation fitted on the train rows only, AdamW (lr 3e-3, wd 1e-4, fused), batch 512
-shuffled by a seeded generator, weights initialised under ``manual_seed(0)``, per-epoch
+shuffled by a seeded generator, weights initialised under ``manual_seed(seed)``, per-epoch
 temperature fit on the validation logits, stop at calibrated validation confidence >= 0.80,
 else early stopping on the raw validation BCE (patience 10, best state kept), else 50 epochs;
 the kept state is calibrated by temperature scaling on the validation rows. Torch threads: 1.
@@ -33,14 +33,21 @@ ECE (10 bins), mean training time per fit and mean epochs, and single-prediction
 (one raw window -> normalise -> torch forward under ``inference_mode`` -> sigmoid(z / T),
 p50/p99 over 2,000 calls, measured in the main process after all training). Standard errors
 treat predictions as independent; neighbouring rows share most of their inputs, so the true
-noise is somewhat larger.
+noise is somewhat larger. The main table is training seed 0; a second table repeats every
+walk-forward with seeds 0..N-1 (``--seeds``) to show how much of a difference is seed noise.
 
-Run: .venv/bin/python bench/bench_architecture.py [--blocks 8] [--jobs 2]
+Cost: 10 blocks x 3 datasets x 4 models x 3 seeds = 360 fits, ~4.7 min on 2 cores with
+``--jobs 1`` (the default, so fit times are measured without a neighbour); ``--jobs 2`` runs
+two walk-forwards at a time. The real series are cut to their last 20,000 (1h) / 30,000
+(1m) candles.
+
+Run: .venv/bin/python bench/bench_architecture.py [--blocks 10] [--seeds 3] [--jobs 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -186,7 +193,7 @@ def _val_stats(net: nn.Module, xv: torch.Tensor, yv: np.ndarray) -> tuple[float,
 
 
 def fit_window_model(
-    build: Callable[[], nn.Module], w: np.ndarray, y: np.ndarray
+    build: Callable[[], nn.Module], w: np.ndarray, y: np.ndarray, seed: int
 ) -> tuple[nn.Module, float, int]:
     """trainer.py's protocol on windows ``w`` (n, k, F), already normalised: (net, T, epochs)."""
     n = len(y)
@@ -195,13 +202,13 @@ def fit_window_model(
     xt, yt = torch.from_numpy(w[:n_train]), torch.from_numpy(y[:n_train].astype(np.float32))
     xv, yv = torch.from_numpy(w[n_train:]), y[n_train:]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(CONFIG.seed)
+        torch.manual_seed(seed)
         net = build()
         optimiser = torch.optim.AdamW(
             net.parameters(), lr=CONFIG.learning_rate, weight_decay=CONFIG.weight_decay, fused=True
         )
         loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
-        generator = torch.Generator().manual_seed(CONFIG.seed)
+        generator = torch.Generator().manual_seed(seed)
 
         def snapshot() -> dict[str, torch.Tensor]:
             return {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -237,6 +244,7 @@ def fit_window_model(
 class RunResult:
     dataset: str
     key: str
+    seed: int
     p_up: np.ndarray
     y: np.ndarray
     fit_s: list[float]
@@ -249,8 +257,17 @@ class RunResult:
     sample_windows: np.ndarray  # raw (un-normalised) test windows
 
 
-def run(dataset: str, key: str, X: np.ndarray, y: np.ndarray, rows: np.ndarray, blocks: int):
+def run(
+    dataset: str,
+    key: str,
+    seed: int,
+    X: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    blocks: int,
+) -> RunResult:
     torch.set_num_threads(CONFIG.threads)
+    config = dataclasses.replace(CONFIG, seed=seed)
     spec = SPEC_BY_KEY[key]
     n = len(rows)
     first = max(200, int(n * FIRST_SHARE))
@@ -264,7 +281,7 @@ def run(dataset: str, key: str, X: np.ndarray, y: np.ndarray, rows: np.ndarray, 
             model = train_model(
                 X[train_rows],
                 y[train_rows],
-                CONFIG,
+                config,
                 feature_names=FEATURE_SPEC.names,
                 feature_fingerprint=FEATURE_SPEC.fingerprint,
             )
@@ -285,7 +302,7 @@ def run(dataset: str, key: str, X: np.ndarray, y: np.ndarray, rows: np.ndarray, 
             std = np.where(std > 1e-12, std, 1.0)
             xn = (X - mean) / std
             net, temperature, n_epochs = fit_window_model(
-                spec.build, windows(xn, train_rows, spec.k), y[train_rows]
+                spec.build, windows(xn, train_rows, spec.k), y[train_rows], seed
             )
             fit_s.append(time.perf_counter() - t0)
             epochs.append(n_epochs)
@@ -293,10 +310,11 @@ def run(dataset: str, key: str, X: np.ndarray, y: np.ndarray, rows: np.ndarray, 
                 z = net(torch.from_numpy(windows(xn, test_rows, spec.k))).to(torch.float64)
             preds.append(apply_temperature(z.numpy(), temperature))
             state = {k: v.clone() for k, v in net.state_dict().items()}
-    sample = X[rows[first:][:, None] + np.arange(-spec.k + 1, 1)[None, :]][:LATENCY_CALLS]
+    sample = X[rows[first:][:LATENCY_CALLS, None] + np.arange(-spec.k + 1, 1)[None, :]]
     return RunResult(
         dataset,
         key,
+        seed,
         np.concatenate(preds),
         y[rows[first:]],
         fit_s,
@@ -377,13 +395,18 @@ def numpy_latency_us(r: RunResult) -> tuple[float, float]:
 # --------------------------------------------------------------------------- main
 
 
+def correct_of(r: RunResult) -> np.ndarray:
+    return ((r.p_up >= 0.5) == (r.y == 1.0)).astype(np.float64)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=8, help="walk-forward blocks per dataset")
+    parser.add_argument("--blocks", type=int, default=10, help="walk-forward blocks per dataset")
     parser.add_argument("--rows-1h", type=int, default=20_000)
     parser.add_argument("--rows-1m", type=int, default=30_000)
     parser.add_argument("--sim-days", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=2, help="training processes (1 thread each)")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds 0..N-1 (table: 0)")
+    parser.add_argument("--jobs", type=int, default=1, help="training processes (1 thread each)")
     parser.add_argument("--models", default="abcd", help="subset of a, b, c, d")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -396,26 +419,24 @@ def main() -> None:
     }
     prepared = {name: prepare(frame, tf) for name, (frame, tf) in datasets.items()}
     keys = [k for k in "abcd" if k in args.models]
-    # slowest first, so the two workers finish together
-    order = {"c": 0, "d": 1, "b": 2, "a": 3}
+    seeds = list(range(args.seeds))
+    order = {"c": 0, "d": 1, "b": 2, "a": 3}  # slowest first, so parallel workers end together
     tasks = sorted(
-        ((name, key) for name in prepared for key in keys), key=lambda t: order[t[1]]
+        ((name, key, seed) for name in prepared for key in keys for seed in seeds),
+        key=lambda t: order[t[1]],
     )
-    results: dict[tuple[str, str], RunResult] = {}
+    results: dict[tuple[str, str, int], RunResult] = {}
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            futures = {
-                (name, key): pool.submit(run, name, key, *prepared[name], args.blocks)
-                for name, key in tasks
-            }
+            futures = {t: pool.submit(run, *t, *prepared[t[0]], args.blocks) for t in tasks}
             results = {t: f.result() for t, f in futures.items()}
     else:
-        results = {(name, key): run(name, key, *prepared[name], args.blocks) for name, key in tasks}
+        results = {t: run(*t, *prepared[t[0]], args.blocks) for t in tasks}
     train_s = time.perf_counter() - started
 
     print(
         f"\n## Architecture walk-forward: {args.blocks} blocks/dataset, <= {MAX_SAMPLES:,} "
-        f"training rows per fit, first block after {FIRST_SHARE:.0%} of the rows; "
+        f"training rows per fit, first block after {FIRST_SHARE:.0%} of the rows; seed 0; "
         f"{args.jobs} training process(es), torch threads {CONFIG.threads}\n"
     )
     print(
@@ -425,21 +446,18 @@ def main() -> None:
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     numpy_lat: dict[str, tuple[float, float]] = {}
     for name in prepared:
-        ref = results.get((name, "a"))
-        ref_correct = None
+        ref = results.get((name, "a", 0))
         if ref is not None:
-            ref_correct = ((ref.p_up >= 0.5) == (ref.y == 1.0)).astype(np.float64)
             numpy_lat[name] = numpy_latency_us(ref)
         for key in keys:
-            r = results[(name, key)]
+            r = results[(name, key, 0)]
             s = score(r.p_up, r.y)
             n = s.predictions
             se = math.sqrt(s.accuracy * (1 - s.accuracy) / n)
-            correct = ((r.p_up >= 0.5) == (r.y == 1.0)).astype(np.float64)
-            if ref_correct is None or key == "a":
+            if ref is None or key == "a":
                 delta = "-"
             else:
-                d = correct - ref_correct
+                d = correct_of(r) - correct_of(ref)
                 delta = f"{100 * d.mean():+.2f} ± {100 * d.std(ddof=1) / math.sqrt(n):.2f}"
             by = {t.threshold: t for t in s.by_confidence}
 
@@ -455,13 +473,47 @@ def main() -> None:
                 f"{np.mean(r.fit_s):.2f} ({np.mean(r.epochs):.1f}) | {p50:.0f} / {p99:.0f} |"
             )
     print(
-        "\nacc, majority and thresholds in %; SE = sqrt(p(1-p)/n); paired SE = std(correct_m - "
-        "correct_a)/sqrt(n). Latency: raw window -> normalise -> torch forward (inference_mode)."
+        "\nacc, majority and thresholds in %; SE = sqrt(p(1-p)/n); paired SE = "
+        "std(correct_m - correct_a) / sqrt(n); majority = the outcomes' majority class in "
+        "hindsight.\nfit s = mean wall time per fit (normalise, window, train, calibrate); "
+        "latency = one raw window -> normalise -> torch forward (inference_mode) -> sigmoid(z/T)."
     )
     for name, (p50, p99) in numpy_lat.items():
-        print(f"(a) via the project's numpy predict_proba, {name}: p50 {p50:.0f} / p99 {p99:.0f} µs")
+        print(
+            f"(a) via the project's numpy predict_proba, {name}: p50 {p50:.0f} / p99 {p99:.0f} µs"
+        )
+
+    if len(seeds) > 1:
+        print(
+            f"\n## Seed sensitivity: accuracy % per training seed ({', '.join(map(str, seeds))})\n"
+        )
+        print("| dataset | model | acc per seed | mean acc | mean Δ vs (a) | ECE per seed |")
+        print("|---|---|--:|--:|--:|--:|")
+        for name in prepared:
+            ref_acc = (
+                [correct_of(results[(name, "a", sd)]).mean() for sd in seeds]
+                if ("a" in keys)
+                else None
+            )
+            for key in keys:
+                runs = [results[(name, key, sd)] for sd in seeds]
+                accs = [correct_of(r).mean() for r in runs]
+                eces = [score(r.p_up, r.y).ece for r in runs]
+                delta = (
+                    "-"
+                    if ref_acc is None or key == "a"
+                    else f"{100 * (np.mean(accs) - np.mean(ref_acc)):+.2f}"
+                )
+                print(
+                    f"| {name} | {SPEC_BY_KEY[key].label} | "
+                    f"{' / '.join(f'{100 * a:.2f}' for a in accs)} | {100 * np.mean(accs):.2f} | "
+                    f"{delta} | {' / '.join(f'{e:.4f}' for e in eces)} |"
+                )
     total = time.perf_counter() - started
-    print(f"\ntraining + prediction {train_s:.0f} s, total {total:.0f} s")
+    print(
+        f"\ndata + training + prediction {train_s:.0f} s, total {total:.0f} s "
+        f"({len(tasks)} walk-forward runs, {sum(len(r.fit_s) for r in results.values())} fits)"
+    )
 
 
 if __name__ == "__main__":

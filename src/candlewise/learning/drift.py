@@ -14,9 +14,10 @@ model's validation errors). With ``p_rec`` = ADWIN's mean over its window of ``w
     error_score = clip((p_rec - p_ref - z * se) / error_increase_full, 0, 1)
 
 i.e. the one-sided lower confidence bound (``z`` standard errors) of the error-rate increase, as
-a fraction of the increase that counts as full drift (default +0.15: a direction model going
-from 45 % to 60 % wrong). An improvement scores 0. Before the reference is complete, or while
-ADWIN's window is shorter than ``min_error_samples``, the component is 0.
+a fraction of the increase that counts as full drift (default +0.10: a direction model going
+from 45 % to 55 % wrong, i.e. from useful to worse than a coin). An improvement scores 0.
+Before the reference is complete, or while ADWIN's window is shorter than
+``min_error_samples``, the component is 0.
 
 **Feature component** (the model is seeing inputs unlike those it was judged on). The first
 ``reference_size`` feature vectors after a reset (or ``reference_features`` given to ``reset``,
@@ -59,7 +60,7 @@ class DriftConfig:
     """ADWIN's confidence parameter: smaller cuts the window less often (River's default)."""
     z: float = 2.0
     """Standard errors subtracted from the error-rate increase (one-sided, about 97.7 %)."""
-    error_increase_full: float = 0.15
+    error_increase_full: float = 0.10
     """Error-rate increase (absolute) that scores 1."""
     min_error_samples: int = 30
     """ADWIN window length below which the error component stays 0."""
@@ -144,8 +145,7 @@ class DriftMonitor:
                 raise ValueError("reference_features must be a finite 2-D array of >= 2 rows")
             self._n_features = rows.shape[1]
             self._freeze_feature_reference(rows)
-        self._reading = DriftReading(0.0, 0.0, 0.0, self._ref_error_rate, None, 0, None,
-                                     None, 0, at_ms)  # fmt: skip
+        self._reading = self._read(at_ms)
         self._last_ms = at_ms
 
     @property
@@ -224,9 +224,20 @@ class DriftMonitor:
             self._compute_psi()
 
     def _freeze_feature_reference(self, rows: np.ndarray) -> None:
-        """Quantile bin edges per feature and the reference's smoothed share per bin."""
+        """Quantile bin edges per feature and the reference's smoothed share per bin.
+
+        Bins are ``[e_i, e_i+1)``. When the top edge is the reference maximum (a point mass
+        there: a constant or 0/1 feature), an extra edge just above it gives values beyond the
+        reference their own bin; otherwise a constant feature moving up would go unseen.
+        """
         qs = np.linspace(0.0, 1.0, self.config.bins + 1)[1:-1]
-        self._edges = [np.unique(np.quantile(rows[:, j], qs)) for j in range(rows.shape[1])]
+        self._edges = []
+        for column in rows.T:
+            edges = np.unique(np.quantile(column, qs))
+            top = column.max()
+            if edges[-1] == top:
+                edges = np.append(edges, np.nextafter(top, np.inf))
+            self._edges.append(edges)
         self._ref_share = []
         for j, edges in enumerate(self._edges):
             idx = np.searchsorted(edges, rows[:, j], side="right")
@@ -237,14 +248,15 @@ class DriftMonitor:
 
     def _bin(self, row: np.ndarray) -> list[int]:
         assert self._edges is not None
-        return [int(np.searchsorted(e, x, side="right")) for e, x in zip(self._edges, row)]
+        return [
+            int(np.searchsorted(e, x, side="right")) for e, x in zip(self._edges, row, strict=True)
+        ]
 
     def _compute_psi(self) -> None:
-        psis = [
-            float(np.sum((r - q) * np.log(r / q)))
-            for q, r in ((q, _smoothed(c.astype(float))) for q, c in zip(self._ref_share,
-                                                                          self._counts))
-        ]  # fmt: skip
+        psis = []
+        for ref, counts in zip(self._ref_share, self._counts, strict=True):
+            recent = _smoothed(counts.astype(float))
+            psis.append(float(np.sum((recent - ref) * np.log(recent / ref))))
         self._worst = int(np.argmax(psis))
         self._psi = psis[self._worst]
 

@@ -61,7 +61,9 @@ class DrawdownGuard:
         initial_peak: float | None = None,
     ) -> None:
         if not 0 < max_drawdown_percent <= 100:
-            raise ValueError(f"max_drawdown_percent must be in (0, 100], got {max_drawdown_percent}")
+            raise ValueError(
+                f"max_drawdown_percent must be in (0, 100], got {max_drawdown_percent}"
+            )
         if not 0 < alert_fraction < 1:
             raise ValueError(f"alert_fraction must be in (0, 1), got {alert_fraction}")
         self.limit_percent = max_drawdown_percent

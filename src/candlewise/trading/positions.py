@@ -164,6 +164,26 @@ class Position:
         )
 
 
+def _price_text(price: float) -> str:
+    """Two decimals as the guide prints BTC; significant digits for coins priced below $1."""
+    return f"{price:.2f}" if abs(price) >= 1 else f"{price:.6g}"
+
+
+def executed_line(direction: str, symbol: str, price: float) -> str:
+    """The guide's ``✓ Paper trade executed: BUY BTC/USDT @ $43300.00``.
+
+    ``price`` is the fill price, slippage included: the log shows what was paid, and it equals
+    the candle's close (as in the guide's example) only when ``slippage`` is 0.
+    """
+    return f"✓ Paper trade executed: {direction} {symbol} @ ${_price_text(price)}"
+
+
+def closed_line(trade: ClosedTrade) -> str:
+    """The guide's ``[BTC/USDT @ 1h] Trade closed: ✗ LOSS (-2.34%)`` or ``... ✓ WIN (+1.10%)``."""
+    mark = "✓ WIN" if trade.outcome == "WIN" else "✗ LOSS"
+    return f"[{trade.symbol} @ {trade.timeframe}] Trade closed: {mark} ({trade.pnl_percent:+.2f}%)"
+
+
 class PositionExistsError(ValueError):
     """A second position for a ``(symbol, timeframe)`` that already has one."""
 
