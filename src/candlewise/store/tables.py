@@ -73,6 +73,7 @@ positions = Table(
     Column("entry_price", Float, nullable=False),
     Column("entry_time", TIMESTAMP_TEXT, nullable=False),
     Column("stop_price", Float),
+    Column("horizon_time", TIMESTAMP_TEXT),
     Column("exit_price", Float),
     Column("exit_time", TIMESTAMP_TEXT),
     Column("exit_reason", String(16)),

@@ -257,7 +257,12 @@ class PaperBroker:
         return opened, decision.reason
 
     def on_candle(self, candle: Candle) -> list[ClosedTrade]:
-        """Mark the symbol to the candle's close and run the exits of its open positions."""
+        """Mark the symbol to the candle's close and run the exits of its open positions.
+
+        Feed the symbol's 1m candles (the finest there are): stops are checked on their
+        high/low and every horizon falls on a 1m close. A coarser candle would judge a 15m
+        position on an hour's range and close.
+        """
         self.last_prices[candle.symbol] = candle.close
         closed: list[ClosedTrade] = []
         for position in self.book.for_symbol(candle.symbol):

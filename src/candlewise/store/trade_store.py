@@ -1,0 +1,102 @@
+"""Positions and trade outcomes in the store: the paper broker's events, made durable.
+
+An exit writes the ``positions`` update and the ``trade_outcomes`` row in the caller's
+transaction, so a crash can never leave a closed position without its outcome (or the reverse).
+Open positions are reloaded on start, which is how a restarted run resumes them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, insert, select, update
+
+from candlewise.store.tables import positions, trade_outcomes
+from candlewise.store.timestamps import ms_to_text, text_to_ms
+from candlewise.timeframes import TIMEFRAME_MS
+from candlewise.trading.positions import ClosedTrade, Position
+
+
+def record_open(conn: Connection, position: Position, mode: str) -> None:
+    """One ``positions`` row with the broker's id (ids stay equal across a restart)."""
+    conn.execute(
+        insert(positions).values(
+            id=position.id,
+            symbol=position.symbol,
+            timeframe=position.timeframe,
+            side=position.side,
+            status="open",
+            mode=mode,
+            quantity=position.quantity,
+            entry_price=position.entry_price,
+            entry_time=ms_to_text(position.entry_time_ms),
+            stop_price=position.stop_price,
+            horizon_time=ms_to_text(position.horizon_ms),
+            fees=position.fees_paid,
+            confidence=position.confidence,
+        )
+    )
+
+
+def record_close(conn: Connection, trade: ClosedTrade) -> None:
+    conn.execute(
+        update(positions)
+        .where(positions.c.id == trade.position_id)
+        .values(
+            status="closed",
+            exit_price=trade.exit_price,
+            exit_time=ms_to_text(trade.exit_time_ms),
+            exit_reason=trade.exit_reason,
+            fees=trade.fees,
+            pnl=trade.pnl_absolute,
+        )
+    )
+    conn.execute(
+        insert(trade_outcomes).values(
+            position_id=trade.position_id,
+            symbol=trade.symbol,
+            timeframe=trade.timeframe,
+            predicted_direction=trade.predicted_direction,
+            confidence=trade.confidence,
+            entry_time=ms_to_text(trade.entry_time_ms),
+            exit_time=ms_to_text(trade.exit_time_ms),
+            entry_price=trade.entry_price,
+            exit_price=trade.exit_price,
+            quantity=trade.quantity,
+            pnl_absolute=trade.pnl_absolute,
+            pnl_percent=trade.pnl_percent,
+            fees=trade.fees,
+            outcome=trade.outcome,
+            exit_reason=trade.exit_reason,
+        )
+    )
+
+
+def open_positions(conn: Connection) -> list[Position]:
+    """Every open position, oldest first, as the broker holds them (for resuming a run).
+
+    Stored times have second resolution; candle-driven entries are on whole minutes, so the
+    round trip is exact for them.
+    """
+    c = positions.c
+    rows = conn.execute(select(positions).where(c.status == "open").order_by(c.id)).mappings()
+    out = []
+    for r in rows:
+        entry = text_to_ms(r["entry_time"])
+        out.append(
+            Position(
+                id=r["id"],
+                symbol=r["symbol"],
+                timeframe=r["timeframe"],
+                side=r["side"],
+                quantity=r["quantity"],
+                entry_price=r["entry_price"],
+                entry_time_ms=entry,
+                stop_price=r["stop_price"],
+                fees_paid=r["fees"],
+                confidence=r["confidence"],
+                predicted_direction="BUY" if r["side"] == "long" else "SELL",
+                horizon_ms=text_to_ms(r["horizon_time"])
+                if r["horizon_time"]
+                else entry + TIMEFRAME_MS[r["timeframe"]],
+            )
+        )
+    return out
