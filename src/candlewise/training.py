@@ -101,11 +101,18 @@ def train_one(
     timeframe: str,
     *,
     on_epoch: Callable[[EpochReport], None] | None = None,
+    known_at_ms: int | None = None,
 ) -> TrainOutcome:
-    """Train, save and activate a new version of one model."""
+    """Train, save and activate a new version of one model.
+
+    ``known_at_ms`` limits training to candles closed by then (a replay's store already holds
+    the candles it is about to play: training on them would be lookahead).
+    """
     window = cfg.models.max_samples + FEATURE_SPEC.window + 1
     with engine.connect() as conn:
-        frame = candle_store.load_frame(conn, symbol, timeframe, limit=window)
+        frame = candle_store.load_frame(
+            conn, symbol, timeframe, limit=window, known_at_ms=known_at_ms
+        )
     if len(frame) < candles_needed():
         return not_enough_data(symbol, timeframe, len(frame))
     X, y, open_times = training_matrix(frame, timeframe, max_samples=cfg.models.max_samples)
@@ -149,11 +156,14 @@ def train_symbol(
     timeframes: Sequence[str],
     *,
     on_epoch: Callable[[str, EpochReport], None] | None = None,
+    known_at_ms: int | None = None,
 ) -> list[TrainOutcome]:
     outcomes = []
     for tf in timeframes:
         callback = (lambda report, tf=tf: on_epoch(tf, report)) if on_epoch else None
-        outcome = train_one(engine, registry, cfg, symbol, tf, on_epoch=callback)
+        outcome = train_one(
+            engine, registry, cfg, symbol, tf, on_epoch=callback, known_at_ms=known_at_ms
+        )
         if not outcome.ok:
             log.warning("✗ %s", outcome.problem)
         outcomes.append(outcome)
@@ -164,7 +174,13 @@ def train_symbol(
 CALIBRATION_CANDLES = 4000
 
 
-def calibrate_signals(engine: Engine, cfg: AppConfig, symbol: str) -> SignalCalibration | None:
+def calibrate_signals(
+    engine: Engine,
+    cfg: AppConfig,
+    symbol: str,
+    known_at_ms: int | None = None,
+    models_dir: str | None = None,
+) -> SignalCalibration | None:
     """Fit the symbol's signal calibrators on out-of-sample events and save them.
 
     A short walk-forward over the stored candles (models trained on the past only) yields the
@@ -178,7 +194,9 @@ def calibrate_signals(engine: Engine, cfg: AppConfig, symbol: str) -> SignalCali
     results = {}
     with engine.connect() as conn:
         for tf in cfg.timeframes.names:
-            frame = candle_store.load_frame(conn, symbol, tf, limit=CALIBRATION_CANDLES)
+            frame = candle_store.load_frame(
+                conn, symbol, tf, limit=CALIBRATION_CANDLES, known_at_ms=known_at_ms
+            )
             results[tf] = walk_forward_timeframe(frame, tf, wf)
     aggregate = aggregate_walk_forward(results, cfg.timeframes.weights, wf, symbol)
     calibrators = {}
@@ -199,7 +217,7 @@ def calibrate_signals(engine: Engine, cfg: AppConfig, symbol: str) -> SignalCali
         heldout_events=heldout.predictions,
         created_at=now_text(),
     )
-    path = save_calibration(cfg.paths.models_dir, calibration)
+    path = save_calibration(models_dir or cfg.paths.models_dir, calibration)
     log.info(
         "✓ [%s] Signal calibration saved to %s: %d out-of-sample events, held-out ECE %s",
         symbol,

@@ -13,7 +13,15 @@ import threading
 
 import typer
 
-from candlewise.cli import config_cmd, data_cmd, demo_cmd, evaluate_cmd, models_cmd, store_cmd
+from candlewise.cli import (
+    backtest_cmd,
+    config_cmd,
+    data_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    models_cmd,
+    store_cmd,
+)
 from candlewise.cli.context import err_console
 from candlewise.config_loader import ConfigError
 from candlewise.errors import UserError
@@ -34,6 +42,7 @@ app.command("restore")(store_cmd.restore_command)
 app.add_typer(models_cmd.app, name="models")
 app.command("train")(models_cmd.train)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("backtest")(backtest_cmd.backtest)
 app.command("demo")(demo_cmd.demo)
 
 

@@ -52,6 +52,9 @@ class LivePredictor:
         else:
             self._models[(symbol, timeframe)] = slot
 
+    def model_slot(self, symbol: str, timeframe: str) -> ModelSlot | None:
+        return self._models.get((symbol, timeframe))
+
     def warm_up(self, candles: Sequence[Candle]) -> None:
         """Fill the windows from stored candles (oldest first) without predicting."""
         for candle in candles:

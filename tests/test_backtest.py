@@ -1,0 +1,57 @@
+"""``candlewise backtest``: the whole loop runs, writes the guide's tables, and is deterministic."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from candlewise.cli.main import run
+
+LOW_THRESHOLD = (
+    "symbols: [BTC/USDT]\ncontinuous_learning:\n  confidence:\n"
+    "    trading_threshold: 0.60\n    hysteresis: 0.05\n"
+)
+
+
+@pytest.mark.timeout(300)
+def test_same_seed_gives_the_same_ledger_and_the_guide_tables_fill(workdir: Path, capsys) -> None:
+    (workdir / "low.yaml").write_text(LOW_THRESHOLD)
+    ledgers = []
+    for name in ("a", "b"):
+        argv = ["backtest", "--config", "low.yaml", "--days", "0.5", "--seed", "3",
+                "--warmup-days", "12", "--no-retrain", "--db", f"data/{name}.db"]  # fmt: skip
+        assert run(argv) == 0
+        out = capsys.readouterr().out
+        ledgers.append(re.search(r"^Ledger: ([0-9a-f]{64})$", out, re.M).group(1))  # type: ignore[union-attr]
+        trades = int(re.search(r"Trades: (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert ledgers[0] == ledgers[1]
+    assert trades > 0
+    con = sqlite3.connect(workdir / "data" / "a.db")
+    try:
+        stored = con.execute("SELECT COUNT(*) FROM trade_outcomes").fetchone()[0]
+        modes = con.execute("SELECT COUNT(*) FROM learning_states").fetchone()[0]
+        signals = con.execute("SELECT COUNT(*) FROM confidence_history").fetchone()[0]
+        open_left = con.execute(
+            "SELECT COUNT(*) FROM positions WHERE status = 'open'").fetchone()[0]  # fmt: skip
+        closed = con.execute("SELECT COUNT(*) FROM positions WHERE status = 'closed'").fetchone()[0]
+    finally:
+        con.close()
+    assert stored == trades == closed  # every closed position has its outcome row
+    assert modes > 0 and signals > 700 and open_left <= 5
+    log = (workdir / "logs" / "production_deployment.log").read_text()
+    for pattern in (r"\[BTC/USDT\] \d timeframe predictions aggregated",
+                    r"\[BTC/USDT\] TRADING MODE: (BUY|SELL) @ \d+\.\d\d% \(paper\)",
+                    r"✓ \[BTC/USDT @ \w+\] Transitioned to TRADING mode \(confidence: \d+\.\d\d%\)",
+                    r"\[BTC/USDT @ 1h\] Candle closed: O=\d+\.\d\d C=\d+\.\d\d"):  # fmt: skip
+        assert re.search(pattern, log), pattern
+
+
+def test_an_existing_database_is_never_overwritten(workdir: Path, capsys) -> None:
+    (workdir / "data").mkdir()
+    (workdir / "data" / "x.db").write_text("keep me")
+    assert run(["backtest", "--db", "data/x.db"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert (workdir / "data" / "x.db").read_text() == "keep me"
