@@ -55,3 +55,22 @@ def test_an_existing_database_is_never_overwritten(workdir: Path, capsys) -> Non
     assert run(["backtest", "--db", "data/x.db"]) == 2
     assert "exists" in capsys.readouterr().err
     assert (workdir / "data" / "x.db").read_text() == "keep me"
+
+
+@pytest.mark.timeout(300)
+def test_learning_mode_places_no_orders_but_scores_shadow_trades(workdir: Path, capsys) -> None:
+    (workdir / "btc.yaml").write_text("symbols: [BTC/USDT]\n")  # default threshold 0.80
+    argv = ["backtest", "--config", "btc.yaml", "--days", "0.25", "--seed", "3",
+            "--warmup-days", "12", "--no-retrain", "--db", "data/l.db"]  # fmt: skip
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    shadows = int(re.search(r"Shadow trades \(LEARNING mode, no orders\): (\d+)", out).group(1))  # type: ignore[union-attr]
+    con = sqlite3.connect(workdir / "data" / "l.db")
+    try:
+        orders = con.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
+        stored = con.execute("SELECT COUNT(*) FROM shadow_trades").fetchone()[0]
+        outcomes = {r[0] for r in con.execute("SELECT outcome FROM shadow_trades")}
+    finally:
+        con.close()
+    assert "Trades: 0 " in out and orders == 0
+    assert stored == shadows > 50 and outcomes <= {"WIN", "LOSS"}

@@ -69,6 +69,7 @@ class BacktestReport:
     errors: int
     rollback: str | None
     ledger: str
+    shadow_trades: int = 0
     untrained: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -212,5 +213,6 @@ def _report(
         errors=engine.stats.errors,
         rollback=engine.stats.rollback,
         ledger=ledger_hash(trades),
+        shadow_trades=engine.shadow_trades,
         untrained=tuple(untrained),
     )

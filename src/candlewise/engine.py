@@ -6,7 +6,10 @@ Per symbol and closed 1m candle (with the higher candles that closed with it, 1m
   2. every timeframe that closed predicts its next candle; the fresh predictions are combined
      into one signal per closed timeframe;
   3. each signal moves the symbol's TRADING/LEARNING mode; in TRADING it becomes an order
-     (risk checked by the broker), in LEARNING it is only recorded;
+     (risk checked by the broker), in LEARNING a shadow trade on a separate paper book, scored
+     the same way and stored apart (``shadow_trades``), so the system keeps measuring itself;
+     every model's previous prediction is judged as its candle closes, and that error stream
+     feeds its drift monitor (a ``drift`` retrain at ``drift_threshold``);
   4. mark-to-market equity feeds the drawdown guard: an alert at 80 % of the limit, at the limit
      everything is flattened and trading stops;
   5. queued retrains run (inline: deterministic, as replay needs) and a better model is swapped in.
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
+from candlewise.learning.drift import DriftMonitor
 from candlewise.learning.modes import Mode, ModeMachine, format_trading_signal, format_transition
 from candlewise.learning.retrain_policy import (
     RetrainPolicy,
@@ -30,6 +34,7 @@ from candlewise.learning.retrain_policy import (
     format_triggered,
     model_name,
 )
+from candlewise.learning.scoring import PredictionScorer
 from candlewise.logging_setup import get_logger
 from candlewise.market.candle import Candle
 from candlewise.models.registry import ModelRegistry
@@ -39,7 +44,7 @@ from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store.learning_store import RetrainAttempt, record_retrain, record_transition
 from candlewise.store.signal_store import record_predictions, record_signals
-from candlewise.store.trade_store import record_close, record_open
+from candlewise.store.trade_store import record_close, record_open, record_shadow
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.trading.positions import ClosedTrade, closed_line
 
@@ -79,6 +84,13 @@ class TradingEngine:
         self.policy = RetrainPolicy.from_config(cfg.continuous_learning)
         self.drawdown = DrawdownGuard(cfg.risk.max_drawdown_percent)
         self.retraining = retraining and cfg.continuous_learning.enabled
+        # Shadow book: LEARNING-mode signals trade here on paper only; its own risk state must
+        # not stop the scoring, so only the daily loss limit is relaxed.
+        shadow_risk = cfg.risk.model_copy(update={"daily_loss_limit": 0.99})
+        self.shadow = PaperBroker(cfg.paper, shadow_risk, "paper")
+        self.shadow_trades = 0
+        self.scorer = PredictionScorer()
+        self.drift: dict[tuple[str, str], DriftMonitor] = {}
         self.stats = EngineStats()
         self.closed_trades: list[ClosedTrade] = []
         self._on_error = on_error
@@ -108,15 +120,21 @@ class TradingEngine:
                 "[%s @ %s] Candle closed: O=%.2f C=%.2f", symbol, bar.timeframe, bar.open, bar.close
             )
         trades = self.broker.on_candle(minute)
+        shadows = self.shadow.on_candle(minute)
         predictions: list[TimeframePrediction] = []
         for bar in closed:
+            self._score(bar)
             prediction = self.predictor.on_close(bar)
             if prediction is not None:
                 predictions.append(prediction)
+                self.scorer.expect(prediction, bar.close)
         signals = self.predictor.signals(symbol, now, [b.timeframe for b in closed])
         with self.store.begin() as conn:
             for trade in trades:
                 self._record_trade(conn, trade, now)
+            for trade in shadows:
+                record_shadow(conn, trade)
+            self.shadow_trades += len(shadows)
             record_predictions(conn, predictions)
             for signal in signals:
                 self._on_signal(conn, signal, minute.close)
@@ -138,7 +156,13 @@ class TradingEngine:
         decision = self.policy.on_signal(signal.symbol, signal.timeframe, mode, signal.timestamp)
         if decision is not None:
             log.info("%s", format_triggered(decision))
-        if mode != Mode.TRADING or not self.cfg.live_trading.enabled or self.broker.halted:
+        if mode != Mode.TRADING:
+            shadow = self.shadow.on_signal(signal, price)
+            if shadow.closed is not None:
+                record_shadow(conn, shadow.closed)
+                self.shadow_trades += 1
+            return
+        if not self.cfg.live_trading.enabled or self.broker.halted:
             return
         log.info("%s", format_trading_signal(signal, self._flavour))
         outcome = self.broker.on_signal(signal, price)
@@ -157,6 +181,20 @@ class TradingEngine:
         decision = self.policy.on_trade_closed(
             trade.symbol, trade.timeframe, trade.pnl_absolute, now
         )
+        if decision is not None:
+            log.info("%s", format_triggered(decision))
+
+    def _score(self, bar: Candle) -> None:
+        """Judge the model's previous prediction on this candle and update its drift score."""
+        scored = self.scorer.resolve(bar)
+        if scored is None:
+            return
+        key = (bar.symbol, bar.timeframe)
+        monitor = self.drift.get(key)
+        if monitor is None:
+            monitor = self.drift[key] = DriftMonitor(at_ms=bar.close_time)
+        score = monitor.update(0.0 if scored.correct else 1.0, None, bar.close_time)
+        decision = self.policy.on_drift(bar.symbol, bar.timeframe, score, bar.close_time)
         if decision is not None:
             log.info("%s", format_triggered(decision))
 
@@ -224,3 +262,5 @@ class TradingEngine:
                     ),
                 )
             self.policy.on_retrain_finished(job.symbol, job.timeframe, now, result.accepted)
+            if result.accepted and (job.symbol, job.timeframe) in self.drift:
+                self.drift[(job.symbol, job.timeframe)].reset(now)  # a new model, a new baseline

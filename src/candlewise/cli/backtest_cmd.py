@@ -80,6 +80,7 @@ def backtest(
                   f"P&L: ${report.pnl:,.2f} ({report.pnl_percent:+.2f}%)")  # fmt: skip
     console.print(f"  Max drawdown: {report.max_drawdown_percent:.2f}% | Sharpe: {sharpe} | "
                   f"Mode transitions/hour: {report.transitions_per_hour:.3f}")  # fmt: skip
+    console.print(f"  Shadow trades (LEARNING mode, no orders): {report.shadow_trades}")
     share = ", ".join(f"{s} {100 * v:.1f}%" for s, v in report.trading_share.items())
     console.print(f"  Time in TRADING mode: {share}")
     console.print(f"  Retrains by reason: {retrains} ({report.retrains_accepted} accepted)")

@@ -201,3 +201,25 @@ timeframe_predictions = Table(
     Index(None, "symbol", "timestamp"),
     comment="Latest calibrated prediction of each model (dashboard, multi-timeframe view).",
 )
+
+shadow_trades = Table(
+    "shadow_trades",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("predicted_direction", String(4), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("entry_time", TIMESTAMP_TEXT, nullable=False),
+    Column("exit_time", TIMESTAMP_TEXT, nullable=False),
+    Column("entry_price", Float, nullable=False),
+    Column("exit_price", Float, nullable=False),
+    Column("quantity", Float, nullable=False),
+    Column("pnl_absolute", Float, nullable=False),
+    Column("pnl_percent", Float, nullable=False),
+    Column("fees", Float, nullable=False),
+    Column("outcome", String(4), nullable=False),
+    Column("exit_reason", String(16)),
+    Index(None, "symbol", "exit_time"),
+    comment="LEARNING-mode signals traded on paper only, scored like real trades.",
+)

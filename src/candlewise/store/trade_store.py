@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, insert, select, update
 
-from candlewise.store.tables import positions, trade_outcomes
+from candlewise.store.tables import positions, shadow_trades, trade_outcomes
 from candlewise.store.timestamps import ms_to_text, text_to_ms
 from candlewise.timeframes import TIMEFRAME_MS
 from candlewise.trading.positions import ClosedTrade, Position
@@ -100,3 +100,25 @@ def open_positions(conn: Connection) -> list[Position]:
             )
         )
     return out
+
+
+def record_shadow(conn: Connection, trade: ClosedTrade) -> None:
+    """A LEARNING-mode trade (never an order): scored like a real one, kept apart from it."""
+    conn.execute(
+        insert(shadow_trades).values(
+            symbol=trade.symbol,
+            timeframe=trade.timeframe,
+            predicted_direction=trade.predicted_direction,
+            confidence=trade.confidence,
+            entry_time=ms_to_text(trade.entry_time_ms),
+            exit_time=ms_to_text(trade.exit_time_ms),
+            entry_price=trade.entry_price,
+            exit_price=trade.exit_price,
+            quantity=trade.quantity,
+            pnl_absolute=trade.pnl_absolute,
+            pnl_percent=trade.pnl_percent,
+            fees=trade.fees,
+            outcome=trade.outcome,
+            exit_reason=trade.exit_reason,
+        )
+    )
