@@ -74,3 +74,31 @@ def test_learning_mode_places_no_orders_but_scores_shadow_trades(workdir: Path, 
         con.close()
     assert "Trades: 0 " in out and orders == 0
     assert stored == shadows > 50 and outcomes <= {"WIN", "LOSS"}
+
+
+@pytest.mark.timeout(300)
+def test_replay_of_a_candle_file_trains_only_on_what_precedes_the_window(
+    workdir: Path, capsys
+) -> None:
+    from candlewise.market.simulated import market_at
+
+    frame = market_at(["ETH/USDT"], 5, 1_735_689_600_000).generate(10 * 1440)["ETH/USDT"]
+    frame.to_frame().drop(columns="regime").to_csv(workdir / "ETH_USDT-1m.csv", index=False)
+    (workdir / "low.yaml").write_text(LOW_THRESHOLD.replace("BTC/USDT", "ETH/USDT"))
+    argv = ["backtest", "--feed", "replay", "--data", "ETH_USDT-1m.csv", "--config", "low.yaml",
+            "--days", "0.5", "--no-retrain", "--db", "data/r.db"]  # fmt: skip
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert (
+        "Backtest (replay of ETH_USDT-1m.csv): ETH/USDT, 2025-01-10 12:00 → 2025-01-11 00:00" in out
+    )
+    con = sqlite3.connect(workdir / "data" / "r.db")
+    try:
+        train_end = con.execute("SELECT MAX(train_end) FROM model_registry").fetchone()[0]
+        signals = con.execute("SELECT COUNT(*) FROM confidence_history").fetchone()[0]
+    finally:
+        con.close()
+    assert train_end < "2025-01-10 12:00:00"  # no model saw the replayed window
+    assert signals >= 720
+    assert run(["backtest", "--feed", "replay", "--db", "data/none.db"]) == 2
+    assert "--feed replay needs the candles to replay" in capsys.readouterr().err

@@ -13,20 +13,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import Engine
 
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
+from candlewise.errors import UserError
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.ingest import ingest_frame
 from candlewise.logging_setup import get_logger
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
-from candlewise.market.feeds import SimulatedFeed, simulated_source
+from candlewise.market.candle_files import check_file_timeframe, read_candle_file
+from candlewise.market.feed_factory import Feed, symbol_from_filename
+from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
+from candlewise.market.validation import validate_frame
 from candlewise.models.registry import ModelRegistry
 from candlewise.signals.calibration_file import load_calibration
 from candlewise.signals.live import LivePredictor, ModelSlot
@@ -48,6 +54,9 @@ class BacktestRequest:
     seed: int
     warmup_days: float = 60.0
     retrain: bool = True
+    files: tuple[str, ...] = ()
+    """Replay these 1m candle files (real data) instead of the simulated market: the window is
+    their last ``days``, everything before it is history the first models train on."""
 
 
 @dataclass(frozen=True)
@@ -83,11 +92,21 @@ def run_backtest(
     req: BacktestRequest,
     progress: Progress | None = None,
 ) -> BacktestReport:
-    start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
-    end = start + int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
     symbols = list(req.symbols)
-    source = simulated_source(req.seed)
-    _simulate_history(store, symbols, req.seed, start, source, progress)
+    if req.files:
+        source = "replay"
+        frames = _import_files(store, req.files, symbols)
+        end = min(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
+        start = end - int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
+        window = {s: f[(f["timestamp"] >= start) & (f["timestamp"] < end)] for s, f in
+                  frames.items()}  # fmt: skip
+        feed: Feed = FrameReplayFeed(window, symbols, SimulatedClock(start))
+    else:
+        start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
+        end = start + int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
+        source = simulated_source(req.seed)
+        _simulate_history(store, symbols, req.seed, start, source, progress)
+        feed = SimulatedFeed(symbols, req.seed, start, SimulatedClock(start), end)
     registry = ModelRegistry(store, models_dir, cfg.models.keep_versions)
     untrained = []
     for symbol in symbols:
@@ -106,7 +125,6 @@ def run_backtest(
 
     engine = TradingEngine(cfg, store, registry, predictor, broker, retraining=req.retrain,
                            on_error=on_error)  # fmt: skip
-    feed = SimulatedFeed(symbols, req.seed, start, SimulatedClock(start), end)
     aggregators = {s: TimeframeAggregator(s) for s in symbols}
     pending: list[Candle] = []
     equity = [broker.equity()]
@@ -114,7 +132,8 @@ def run_backtest(
     total = (end - start) // MINUTE_MS * len(symbols)
     for i, candle in enumerate(feed.candles()):
         closed = [candle, *aggregators[candle.symbol].add(candle)]
-        pending.extend(closed)
+        if not req.files:  # replayed files are stored already
+            pending.extend(closed)
         if engine.policy.pending() or len(pending) >= 5000:
             _flush(store, pending, source)  # retrains read the store: it must be current
         engine.on_candles(closed)
@@ -125,6 +144,29 @@ def run_backtest(
             progress("replaying", i, total)
     _flush(store, pending, source)
     return _report(cfg, req, engine, equity, modes_trading, start, end, untrained)
+
+
+def _import_files(
+    store: Engine, files: Sequence[str], symbols: Sequence[str]
+) -> dict[str, pd.DataFrame]:
+    """Import each 1m file into the run's store (1m and 5m..1d); symbols from file names."""
+    frames: dict[str, pd.DataFrame] = {}
+    for name in files:
+        path = Path(name)
+        symbol = symbol_from_filename(path)
+        if symbol is None or symbol not in symbols:
+            raise UserError(
+                f"cannot match {path.name} to one of {', '.join(symbols)}",
+                "name replay files like BTC_USDT-1m.csv.gz and pass --symbols accordingly",
+            )
+        raw = read_candle_file(path)
+        check_file_timeframe(raw, "1m", path)
+        ingest_frame(store, raw, symbol, "1m", "replay")
+        frames[symbol], _issues = validate_frame(raw, symbol, "1m")
+    missing = [s for s in symbols if s not in frames]
+    if missing:
+        raise UserError(f"no file for {', '.join(missing)}", "pass one 1m file per symbol")
+    return frames
 
 
 def _simulate_history(

@@ -30,6 +30,9 @@ def backtest(
             help="History before the window that trains the first models.",
         ),
     ] = 60,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", help="1m file per symbol for --feed replay.")
+    ] = None,
     no_retrain: Annotated[
         bool, typer.Option("--no-retrain", help="Keep the first models.")
     ] = False,
@@ -44,10 +47,12 @@ def backtest(
     """Run models, modes, retraining, paper broker and risk over a window; print the summary."""
     from candlewise.backtest import BacktestRequest, run_backtest
 
-    if feed != "simulated":
+    if feed not in ("simulated", "replay"):
+        raise UserError(f"unknown feed {feed!r} for a backtest", "use simulated or replay")
+    if feed == "replay" and not data:
         raise UserError(
-            f"backtest --feed {feed} is not available yet",
-            "use --feed simulated; replaying stored real candles through the engine comes next",
+            "--feed replay needs the candles to replay",
+            "pass --data FILE, a 1m file per symbol such as BTC_USDT-1m.csv.gz",
         )
     path = db or Path("data/backtests") / (
         f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db"
@@ -58,7 +63,8 @@ def backtest(
     chosen = split_symbols(symbols, ctx.config.symbols)
     ctx.start_logging()
     models_dir = str(path.with_suffix("")) + "_models"
-    request = BacktestRequest(tuple(chosen), days, seed, warmup_days, not no_retrain)
+    files = tuple(str(p) for p in data or ()) if feed == "replay" else ()
+    request = BacktestRequest(tuple(chosen), days, seed, warmup_days, not no_retrain, files)
     with progress_bar() as bar:
         task = bar.add_task("backtest", total=None)
 
@@ -74,7 +80,12 @@ def backtest(
     win_rate = f"{100 * report.wins / report.trades:.2f}%" if report.trades else "n/a"
     sharpe = "n/a" if report.sharpe is None else f"{report.sharpe:.2f}"
     retrains = ", ".join(f"{k} {v}" for k, v in sorted(report.retrains.items())) or "none"
-    console.print(f"Backtest (simulated market, seed {seed}): {', '.join(chosen)}, {window}")
+    what = (
+        f"simulated market, seed {seed}"
+        if not files
+        else "replay of " + ", ".join(Path(f).name for f in files)
+    )
+    console.print(f"Backtest ({what}): {', '.join(chosen)}, {window}")
     console.print(f"  Database: {path}")
     console.print(f"  Trades: {report.trades} | Win rate: {win_rate} | "
                   f"P&L: ${report.pnl:,.2f} ({report.pnl_percent:+.2f}%)")  # fmt: skip
