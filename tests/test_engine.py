@@ -1,0 +1,69 @@
+"""The engine's fault isolation: one symbol's failure is recorded and the others carry on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import Engine, text
+
+from candlewise.config import AppConfig
+from candlewise.engine import TradingEngine
+from candlewise.features.spec import FEATURE_SPEC
+from candlewise.logging_setup import configure_logging
+from candlewise.market.aggregation import TimeframeAggregator
+from candlewise.market.simulated import market_at
+from candlewise.models.registry import ModelRegistry
+from candlewise.models.trainer import TrainingConfig, train_model
+from candlewise.signals.live import LivePredictor, ModelSlot
+from candlewise.store.error_log import record_error
+from candlewise.trading.paper_broker import PaperBroker
+
+DAY0 = 1_735_689_600_000
+
+
+def model(n_features: int, seed: int = 0):  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(400, n_features))
+    y = (X[:, 0] > 0).astype(float)
+    names = tuple(f"f{i}" for i in range(n_features))
+    return train_model(X, y, TrainingConfig(max_epochs=3), feature_names=names,
+                       feature_fingerprint="test")  # fmt: skip
+
+
+def test_one_symbols_failure_is_recorded_and_the_others_continue(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    configure_logging(tmp_path / "logs", AppConfig().logging, console=False)
+    good = ModelSlot(model(len(FEATURE_SPEC.names)), 1)
+    wrong_spec = ModelSlot(model(5), 1)  # an old model built for 5 features: predict raises
+    predictor = LivePredictor({"1m": 1.0}, {("BTC/USDT", "1m"): good,
+                                            ("ETH/USDT", "1m"): wrong_spec})  # fmt: skip
+    cfg = AppConfig()
+
+    def on_error(symbol: str, kind: str, exc: Exception) -> None:
+        with sqlite_engine.begin() as conn:
+            record_error(conn, kind, str(exc), symbol=symbol, component="engine")
+
+    engine = TradingEngine(cfg, sqlite_engine, ModelRegistry(sqlite_engine, tmp_path / "m"),
+                           predictor, PaperBroker(cfg.paper, cfg.risk), retraining=False,
+                           on_error=on_error)  # fmt: skip
+    series = market_at(["BTC/USDT", "ETH/USDT"], 2, DAY0).generate(120)
+    aggregators = {s: TimeframeAggregator(s) for s in series}
+    for i in range(120):
+        for symbol, s in series.items():
+            candle = s.candles()[i]
+            engine.on_candles([candle, *aggregators[symbol].add(candle)])
+    with sqlite_engine.connect() as conn:
+        errors = conn.execute(text("SELECT symbol, error_type, message FROM error_log")).all()
+        btc_minutes = conn.execute(
+            text("SELECT COUNT(DISTINCT timestamp) FROM confidence_history WHERE symbol = :s"),
+            {"s": "BTC/USDT"},
+        ).scalar()
+    warm = 120 - FEATURE_SPEC.window + 1  # minutes with a full feature window
+    assert engine.stats.errors == warm == len(errors)
+    assert {e[0] for e in errors} == {"ETH/USDT"} and errors[0][1] == "ValueError"
+    assert "features" in errors[0][2]
+    assert btc_minutes == warm  # BTC signalled every minute it could: it never noticed
+    error_log = (tmp_path / "logs" / "error.log").read_text()
+    assert "[ETH/USDT] Error handling candle" in error_log
