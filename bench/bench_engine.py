@@ -28,8 +28,8 @@ Config: the repository's defaults (``config.py``) except ``trading_threshold 0.6
 ``hysteresis 0.05`` (with the default 0.80 the simulated market gives almost no trades), and
 paths inside the scratch folder. ``--profile`` prints a cProfile of the replay phase only.
 
-Run: .venv/bin/python bench/bench_engine.py [--days-1 2] [--days-4 0.5] [--days-retrain 0.25]
-     [--days-rss 30] [--warmup-days 60] [--seed 1] [--skip rss]
+Run: .venv/bin/python bench/bench_engine.py [--days-1 2] [--days-retrain 0.5] [--days-4 8]
+     [--warmup-days 60] [--seed 1] [--skip retrain,4]
      .venv/bin/python bench/bench_engine.py --profile --symbols BTC/USDT --days 0.25
 """
 
@@ -101,6 +101,7 @@ def worker(args: argparse.Namespace) -> dict:
     from candlewise.engine import TradingEngine
 
     imported = time.perf_counter()
+    rss_imported = _proc_status("VmRSS")
     workdir = Path(args.workdir)
     os.chdir(workdir)  # relative paths of the config (logs/, .env) land in the scratch folder
     db = workdir / "backtest.db"
@@ -153,6 +154,8 @@ def worker(args: argparse.Namespace) -> dict:
     marks["end"] = time.perf_counter()
     if profiler is not None:
         profiler.disable()
+        if args.profile_out:
+            profiler.dump_stats(args.profile_out)
         for order in ("cumulative", "tottime"):
             out = StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(args.profile_top)
@@ -174,6 +177,7 @@ def worker(args: argparse.Namespace) -> dict:
         "kind": list(kind),
         "rss_mb": list(rss),
         "rss_every": args.rss_every,
+        "rss_imported_mb": rss_imported,
         "rss_start_mb": state["rss_start"],
         "maxrss_before_replay_mb": state["maxrss_before"],
         "hwm_replay_mb": _proc_status("VmHWM") if state["hwm_reset"] else None,
@@ -183,6 +187,8 @@ def worker(args: argparse.Namespace) -> dict:
         "retrains": report.retrains,
         "retrains_accepted": report.retrains_accepted,
         "errors": report.errors,
+        "rollback": report.rollback,
+        "shadow_trades": getattr(report, "shadow_trades", None),
         "untrained": list(report.untrained),
         "trading_share": report.trading_share,
         "wall_s": time.perf_counter() - STARTED,
@@ -243,7 +249,8 @@ def _pct(values: list[int], q: float) -> float:
 def _lat(values: list[int]) -> str:
     if not values:
         return "n/a (0 calls)"
-    return f"{_pct(values, 50):.2f} / {_pct(values, 99):.2f} / {max(values) / 1e6:.1f} (n={len(values)})"
+    p50, p99, top = _pct(values, 50), _pct(values, 99), max(values) / 1e6
+    return f"{p50:.2f} / {p99:.2f} / {top:.1f} (n={len(values)})"
 
 
 def print_tables(results: list[dict], args: argparse.Namespace, total_s: float) -> None:
@@ -257,23 +264,27 @@ def print_tables(results: list[dict], args: argparse.Namespace, total_s: float) 
     )
     print(
         "| scenario | 1m candles | history s | training s | replay s | **replay candles/s** | "
-        "whole run candles/s | engine share | orders (trades) | retrains (accepted) | "
+        "whole run candles/s | engine share | orders (trades) | retrains (accepted): time | "
         "ru_maxrss MB |"
     )
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
         cps = r["candles_1m"] / r["replay_s"] if r["replay_s"] else 0.0
         retr = sum(r["retrains"].values())
+        retrain_s = sum(t for t, k in zip(r["latency_ns"], r["kind"], strict=True) if k & 2) / 1e9
+        r["retrain_s"] = retrain_s
         print(
             f"| {r['name']} | {r['candles_1m']:,} | {r['history_s']:.1f} | {r['training_s']:.1f} | "
             f"{r['replay_s']:.1f} | **{cps:,.0f}** | {r['candles_1m'] / r['wall_s']:,.0f} | "
             f"{100 * r['engine_s'] / max(r['replay_s'], 1e-9):.0f}% | {r['orders']} "
-            f"({r['trades']}) | {retr} ({r['retrains_accepted']}) | {r['maxrss_mb']:.0f} |"
+            f"({r['trades']}) | {retr} ({r['retrains_accepted']}): {retrain_s:.1f} s | "
+            f"{r['maxrss_mb']:.0f} |"
         )
     print(
         f"\ntarget: >= {TARGET_CPS:,} 1m candles/s for one symbol. engine share = time inside "
         "engine.on_candles / replay time (the rest: simulated feed, aggregation, candle flushes)."
-        " whole run = 1m candles / (interpreter start .. exit of the worker)."
+        " whole run = 1m candles / (interpreter start .. exit of the worker). retrain time = "
+        "wall time of the on_candles calls that ran retrains."
     )
 
     print("\n### Decision latency per engine.on_candles call, ms: p50 / p99 / max (n)\n")
@@ -292,11 +303,12 @@ def print_tables(results: list[dict], args: argparse.Namespace, total_s: float) 
 
     print("\n### Memory (RSS, MB)\n")
     print(
-        "| scenario | replay days | ru_maxrss before replay | VmRSS replay start | "
+        "| scenario | replay days | VmRSS after imports | ru_maxrss before replay | "
+        "VmRSS replay start | "
         "VmRSS at 25/50/75/100 % of replay | peak during replay (VmHWM) | ru_maxrss (process) | "
         "growth after the first quarter |"
     )
-    print("|---|--:|--:|--:|--:|--:|--:|--:|")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
         samples = r["rss_mb"]
         if len(samples) >= 4:
@@ -311,10 +323,18 @@ def print_tables(results: list[dict], args: argparse.Namespace, total_s: float) 
             q, growth = "(too few samples)", "-"
         hwm = f"{r['hwm_replay_mb']:.0f}" if r["hwm_replay_mb"] else "n/a"
         print(
-            f"| {r['name']} | {r['days']:g} | {r['maxrss_before_replay_mb']:.0f} | "
+            f"| {r['name']} | {r['days']:g} | {r['rss_imported_mb']:.0f} | "
+            f"{r['maxrss_before_replay_mb']:.0f} | "
             f"{r['rss_start_mb']:.0f} | {q} | {hwm} | {r['maxrss_mb']:.0f} | {growth} |"
         )
     print(f"\ntarget: <= {TARGET_RSS_MB} MB. VmRSS sampled every {args.rss_every} calls.")
+    for r in results:
+        if len(r["symbols"]) == 4 and r["days"] < 30 and r["replay_s"]:
+            minutes = 30 * 1440 * 4 / (r["candles_1m"] / r["replay_s"]) / 60
+            print(
+                f"({r['name']} stands in for the 30-day 4-symbol run: at its replay rate 30 days "
+                f"would take ~{minutes:.0f} min of replay.)"
+            )
 
     notes = sorted({u for r in results for u in r["untrained"]})
     if notes:
@@ -322,10 +342,18 @@ def print_tables(results: list[dict], args: argparse.Namespace, total_s: float) 
     for r in results:
         share = ", ".join(f"{s} {100 * v:.0f}%" for s, v in r["trading_share"].items())
         retr = ", ".join(f"{k} {v}" for k, v in sorted(r["retrains"].items())) or "none"
-        print(
+        line = (
             f"- {r['name']}: TRADING share {share}; retrains {retr}; errors {r['errors']}; "
-            f"process {r['process_s']:.0f} s"
+            f"imports {r['import_s']:.1f} s; process {r['process_s']:.0f} s"
         )
+        if r.get("shadow_trades") is not None:
+            line += f"; shadow trades {r['shadow_trades']}"
+        if r["retrain_s"]:
+            rest = r["replay_s"] - r["retrain_s"]
+            line += f"; replay without the retrain calls {r['candles_1m'] / rest:,.0f} candles/s"
+        if r["rollback"]:
+            line += f"; ROLLBACK: {r['rollback']}"
+        print(line)
     print(
         f"\nconfig: repository defaults + trading_threshold 0.60, hysteresis 0.05. "
         f"Benchmark wall time {total_s:.0f} s."
@@ -337,17 +365,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--warmup-days", type=float, default=60, help="the CLI's default")
     parser.add_argument("--days-1", type=float, default=2, help="1 symbol, --no-retrain")
-    parser.add_argument("--days-4", type=float, default=0.5, help="4 symbols, --no-retrain")
-    parser.add_argument("--days-retrain", type=float, default=0.25, help="1 symbol, retraining")
-    parser.add_argument("--days-rss", type=float, default=30, help="4 symbols, --no-retrain")
-    parser.add_argument("--rss-every", type=int, default=1000, help="on_candles calls")
     parser.add_argument(
-        "--skip", default="", help="comma list of scenarios to skip: 1, 4, retrain, rss"
+        "--days-4", type=float, default=8, help="4 symbols, --no-retrain (also the RSS run)"
     )
+    parser.add_argument("--days-retrain", type=float, default=0.5, help="1 symbol, retraining")
+    parser.add_argument("--rss-every", type=int, default=500, help="on_candles calls")
+    parser.add_argument("--skip", default="", help="comma list of scenarios to skip: 1, retrain, 4")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
     # profile mode (one process, prints the cProfile of the replay only)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--profile-top", type=int, default=15)
+    parser.add_argument("--profile-out", help="also write the pstats file here")
     # worker mode (internal)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -378,7 +406,6 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     plan = [
         ("1", f"1 symbol, --no-retrain, {args.days_1:g} d", ALL_SYMBOLS[:1], args.days_1, False),
-        ("4", f"4 symbols, --no-retrain, {args.days_4:g} d", ALL_SYMBOLS, args.days_4, False),
         (
             "retrain",
             f"1 symbol, retraining on, {args.days_retrain:g} d",
@@ -386,8 +413,7 @@ def main() -> None:
             args.days_retrain,
             True,
         ),
-        ("rss", f"4 symbols, --no-retrain, {args.days_rss:g} d (RSS)", ALL_SYMBOLS, args.days_rss,
-         False),  # fmt: skip
+        ("4", f"4 symbols, --no-retrain, {args.days_4:g} d", ALL_SYMBOLS, args.days_4, False),
     ]
     results = [
         run_scenario(name, symbols, days, retrain, args)

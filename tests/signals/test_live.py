@@ -66,3 +66,18 @@ def test_missing_model_leaves_no_prediction_and_no_signal(setup) -> None:  # typ
     live.set_model("BTC/USDT", "1m", models[("BTC/USDT", "1m")])
     assert live.on_close(market_at(["BTC/USDT"], 3, DAY0 + 40 * 60_000).generate(1)["BTC/USDT"]
                          .candles()[0]) is not None  # fmt: skip
+
+
+def test_unconfigured_timeframes_get_no_signal(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, models = setup
+    live = LivePredictor({"5m": 1.0, "1m": 0.0}, models)
+    minutes = market_at(["BTC/USDT"], 3, DAY0).generate(400)["BTC/USDT"].candles()
+    aggregator = TimeframeAggregator("BTC/USDT", ("5m",))
+    events: set[str] = set()
+    for candle in minutes:
+        closed = [candle, *aggregator.add(candle)]
+        for bar in closed:
+            live.on_close(bar)
+        events |= {s.timeframe for s in live.signals("BTC/USDT", candle.close_time,
+                                                       [b.timeframe for b in closed])}  # fmt: skip
+    assert events == {"5m"}  # 1m closes every minute but has weight 0: never a signal

@@ -40,6 +40,7 @@ class LivePredictor:
         log: Log | None = None,
     ) -> None:
         self._models = dict(models)
+        self._weights = dict(weights)
         self._aggregator = SignalAggregator(weights, calibrators)
         self._window = FEATURE_SPEC.window
         self._buffers: dict[tuple[str, str], deque[tuple[float, ...]]] = {}
@@ -77,9 +78,13 @@ class LivePredictor:
         return prediction
 
     def signals(self, symbol: str, now_ms: int, closed: Sequence[str]) -> list[Signal]:
-        """One signal per timeframe that closed at ``now_ms`` (call after every ``on_close``)."""
+        """One signal per configured timeframe that closed at ``now_ms`` (call after every
+        ``on_close``). A timeframe with weight 0 (or not configured) gets no signal, hence no
+        order: the operator switched it off."""
         out = []
         for timeframe in closed:
+            if self._weights.get(timeframe, 0.0) <= 0.0:
+                continue
             signal = self._aggregator.signal(symbol, timeframe, now_ms)
             if signal is not None:
                 out.append(signal)
