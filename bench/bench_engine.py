@@ -14,7 +14,8 @@ Phases of one run, timed separately (wall clock, ``perf_counter``):
     feed (simulated market), aggregation to the higher timeframes, candle flushes to the store
     and the engine (exits, predictions, signals, modes, orders, stores, drawdown, retrains).
 Throughput = 1m candles replayed / replay seconds. "whole run" divides the same candles by the
-whole process time (interpreter start to exit: imports, history, training and replay).
+worker's whole time (its first line to the end of the backtest: imports, history, training and
+replay; interpreter start-up, ~20 ms, is not included).
 
 Decision latency: wall time of each ``on_candles`` call (``perf_counter_ns``), for the calls that
 opened an order (``stats.orders`` grew: candle close -> order placed and recorded) and for all
@@ -25,8 +26,13 @@ replay and sampled every ``--rss-every`` calls, and the peak during the replay a
 after resetting it through ``/proc/self/clear_refs`` when the replay starts; Linux only).
 
 Config: the repository's defaults (``config.py``) except ``trading_threshold 0.60`` /
-``hysteresis 0.05`` (with the default 0.80 the simulated market gives almost no trades), and
-paths inside the scratch folder. ``--profile`` prints a cProfile of the replay phase only.
+``hysteresis 0.05`` (with the default 0.80 the simulated market gives almost no trades) and the
+four symbols; relative paths (logs/) land in the scratch folder. ``--profile`` prints a cProfile
+of the replay phase only (one process, no table).
+
+Windows: the 4-symbol run (8 days by default) is also the memory run; 30 days of 4 symbols take
+~13 min of replay at the ~200 candles/s measured on 2 cores, so the default keeps the whole
+benchmark near 5 min (``--days-4 30`` for the full month).
 
 Run: .venv/bin/python bench/bench_engine.py [--days-1 2] [--days-retrain 0.5] [--days-4 8]
      [--warmup-days 60] [--seed 1] [--skip retrain,4]

@@ -134,7 +134,7 @@ def run_backtest(
         closed = [candle, *aggregators[candle.symbol].add(candle)]
         if not req.files:  # replayed files are stored already
             pending.extend(closed)
-        if engine.policy.pending() or len(pending) >= 5000:
+        if (engine.retraining and engine.policy.pending()) or len(pending) >= 5000:
             _flush(store, pending, source)  # retrains read the store: it must be current
         engine.on_candles(closed)
         modes_trading[candle.symbol] += engine.modes.mode(candle.symbol) == "TRADING"

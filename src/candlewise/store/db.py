@@ -12,7 +12,6 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlalchemy.pool import NullPool
 
 from candlewise.errors import UserError
 
@@ -72,9 +71,9 @@ def _sqlite_engine(url: str, *, read_only: bool) -> Engine:
             url = f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(
-        url, poolclass=NullPool, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}
-    )
+    # Pooled: a writer keeps its connection (pragmas once, no WAL checkpoint on every close);
+    # profiling a backtest showed per-transaction connect/close as half of its time.
+    engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -104,21 +104,20 @@ def open_positions(conn: Connection) -> list[Position]:
 
 def record_shadow(conn: Connection, trade: ClosedTrade) -> None:
     """A LEARNING-mode trade (never an order): scored like a real one, kept apart from it."""
-    conn.execute(
-        insert(shadow_trades).values(
-            symbol=trade.symbol,
-            timeframe=trade.timeframe,
-            predicted_direction=trade.predicted_direction,
-            confidence=trade.confidence,
-            entry_time=ms_to_text(trade.entry_time_ms),
-            exit_time=ms_to_text(trade.exit_time_ms),
-            entry_price=trade.entry_price,
-            exit_price=trade.exit_price,
-            quantity=trade.quantity,
-            pnl_absolute=trade.pnl_absolute,
-            pnl_percent=trade.pnl_percent,
-            fees=trade.fees,
-            outcome=trade.outcome,
-            exit_reason=trade.exit_reason,
-        )
-    )
+    row = {
+        "symbol": trade.symbol,
+        "timeframe": trade.timeframe,
+        "predicted_direction": trade.predicted_direction,
+        "confidence": trade.confidence,
+        "entry_time": ms_to_text(trade.entry_time_ms),
+        "exit_time": ms_to_text(trade.exit_time_ms),
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "quantity": trade.quantity,
+        "pnl_absolute": trade.pnl_absolute,
+        "pnl_percent": trade.pnl_percent,
+        "fees": trade.fees,
+        "outcome": trade.outcome,
+        "exit_reason": trade.exit_reason,
+    }
+    conn.execute(insert(shadow_trades), [row])  # a cached statement, not one built per trade
