@@ -39,6 +39,8 @@ bench: install
 	$(BIN)/python bench/bench_market.py
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_signal.py
+	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_architecture.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
