@@ -78,6 +78,9 @@ class BacktestReport:
     errors: int
     rollback: str | None
     ledger: str
+    open_positions: int = 0
+    unrealized_pnl: float = 0.0
+    final_equity: float = 0.0
     shadow_trades: int = 0
     untrained: tuple[str, ...] = field(default_factory=tuple)
 
@@ -98,8 +101,9 @@ def run_backtest(
         frames = _import_files(store, req.files, symbols)
         end = min(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
         start = end - int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
-        window = {s: f[(f["timestamp"] >= start) & (f["timestamp"] < end)] for s, f in
-                  frames.items()}  # fmt: skip
+        window = {
+            s: f[(f["timestamp"] >= start) & (f["timestamp"] < end)] for s, f in frames.items()
+        }
         feed: Feed = FrameReplayFeed(window, symbols, SimulatedClock(start))
     else:
         start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
@@ -112,8 +116,9 @@ def run_backtest(
     for symbol in symbols:
         if progress:
             progress(f"training {symbol}", 0, 1)
-        outcomes = train_symbol(store, registry, cfg, symbol, cfg.timeframes.names,
-                                known_at_ms=start)  # fmt: skip
+        outcomes = train_symbol(
+            store, registry, cfg, symbol, cfg.timeframes.names, known_at_ms=start
+        )
         untrained += [o.problem or f"{o.symbol} {o.timeframe}" for o in outcomes if not o.ok]
         calibrate_signals(store, cfg, symbol, known_at_ms=start, models_dir=models_dir)
     predictor = _predictor(cfg, store, registry, models_dir, symbols, start)
@@ -123,10 +128,18 @@ def run_backtest(
         with store.begin() as conn:
             record_error(conn, kind, str(exc), symbol=symbol, component="engine")
 
-    engine = TradingEngine(cfg, store, registry, predictor, broker, retraining=req.retrain,
-                           on_error=on_error)  # fmt: skip
-    aggregators = {s: TimeframeAggregator(s) for s in symbols}
     pending: list[Candle] = []
+    engine = TradingEngine(
+        cfg,
+        store,
+        registry,
+        predictor,
+        broker,
+        retraining=req.retrain,
+        on_error=on_error,
+        before_retrain=lambda: _flush(store, pending, source),
+    )
+    aggregators = {s: TimeframeAggregator(s) for s in symbols}
     equity = [broker.equity()]
     modes_trading = dict.fromkeys(symbols, 0)
     total = (end - start) // MINUTE_MS * len(symbols)
@@ -134,8 +147,8 @@ def run_backtest(
         closed = [candle, *aggregators[candle.symbol].add(candle)]
         if not req.files:  # replayed files are stored already
             pending.extend(closed)
-        if (engine.retraining and engine.policy.pending()) or len(pending) >= 5000:
-            _flush(store, pending, source)  # retrains read the store: it must be current
+        if len(pending) >= 5000:  # and before every retrain (the hook): retrains read them
+            _flush(store, pending, source)
         engine.on_candles(closed)
         modes_trading[candle.symbol] += engine.modes.mode(candle.symbol) == "TRADING"
         if candle.symbol == symbols[-1]:
@@ -170,9 +183,13 @@ def _import_files(
 
 
 def _simulate_history(
-    store: Engine, symbols: Sequence[str], seed: int, start: int, source: str,
+    store: Engine,
+    symbols: Sequence[str],
+    seed: int,
+    start: int,
+    source: str,
     progress: Progress | None,
-) -> None:  # fmt: skip
+) -> None:
     """The seed's history before the window (idempotent: the same rows on every run)."""
     market = market_at(symbols, seed, HISTORY_ORIGIN_MS)
     total = (start - HISTORY_ORIGIN_MS) // MINUTE_MS
@@ -186,9 +203,13 @@ def _simulate_history(
 
 
 def _predictor(
-    cfg: AppConfig, store: Engine, registry: ModelRegistry, models_dir: str,
-    symbols: Sequence[str], start: int,
-) -> LivePredictor:  # fmt: skip
+    cfg: AppConfig,
+    store: Engine,
+    registry: ModelRegistry,
+    models_dir: str,
+    symbols: Sequence[str],
+    start: int,
+) -> LivePredictor:
     models = {}
     calibrators = {}
     for symbol in symbols:
@@ -205,10 +226,15 @@ def _predictor(
     with store.connect() as conn:
         for symbol in symbols:
             for tf in ("1m", *HIGHER_TIMEFRAMES):
-                frame = candle_store.load_frame(conn, symbol, tf, limit=FEATURE_SPEC.window,
-                                                known_at_ms=start)  # fmt: skip
-                predictor.warm_up([Candle(symbol, tf, int(r[0]), *map(float, r[1:]))
-                                   for r in frame.itertuples(index=False)])  # fmt: skip
+                frame = candle_store.load_frame(
+                    conn, symbol, tf, limit=FEATURE_SPEC.window, known_at_ms=start
+                )
+                predictor.warm_up(
+                    [
+                        Candle(symbol, tf, int(r[0]), *map(float, r[1:]))
+                        for r in frame.itertuples(index=False)
+                    ]
+                )
     return predictor
 
 
@@ -220,9 +246,15 @@ def _flush(store: Engine, pending: list[Candle], source: str) -> None:
 
 
 def _report(
-    cfg: AppConfig, req: BacktestRequest, engine: TradingEngine, equity: list[float],
-    trading_minutes: dict[str, int], start: int, end: int, untrained: list[str],
-) -> BacktestReport:  # fmt: skip
+    cfg: AppConfig,
+    req: BacktestRequest,
+    engine: TradingEngine,
+    equity: list[float],
+    trading_minutes: dict[str, int],
+    start: int,
+    end: int,
+    untrained: list[str],
+) -> BacktestReport:
     trades = engine.closed_trades
     curve = np.array(equity)
     peak = np.maximum.accumulate(curve)
@@ -245,16 +277,20 @@ def _report(
         trades=len(trades),
         wins=sum(t.outcome == "WIN" for t in trades),
         pnl=pnl,
-        pnl_percent=100 * pnl / cfg.paper.starting_balance,
+        pnl_percent=100 * (engine.broker.equity() / cfg.paper.starting_balance - 1),
         max_drawdown_percent=max_dd,
         sharpe=sharpe,
-        transitions_per_hour=engine.stats.transitions / max(minutes / 60, 1e-9),
+        transitions_per_hour=max(engine.stats.transitions_by_symbol.values(), default=0)
+        / max(minutes / 60, 1e-9),
         trading_share={s: n / max(minutes, 1) for s, n in trading_minutes.items()},
         retrains=dict(engine.stats.retrains),
         retrains_accepted=engine.stats.retrains_accepted,
         errors=engine.stats.errors,
         rollback=engine.stats.rollback,
         ledger=ledger_hash(trades),
+        open_positions=len(engine.broker.book),
+        unrealized_pnl=engine.broker.equity() - cfg.paper.starting_balance - pnl,
+        final_equity=engine.broker.equity(),
         shadow_trades=engine.shadow_trades,
         untrained=tuple(untrained),
     )

@@ -28,6 +28,7 @@ from candlewise.config import AppConfig
 from candlewise.learning.drift import DriftMonitor
 from candlewise.learning.modes import Mode, ModeMachine, format_trading_signal, format_transition
 from candlewise.learning.retrain_policy import (
+    RetrainJob,
     RetrainPolicy,
     format_started,
     format_succeeded,
@@ -57,6 +58,7 @@ class EngineStats:
     signals: int = 0
     orders: int = 0
     transitions: int = 0
+    transitions_by_symbol: dict[str, int] = field(default_factory=dict)
     retrains: dict[str, int] = field(default_factory=dict)
     retrains_accepted: int = 0
     errors: int = 0
@@ -74,6 +76,7 @@ class TradingEngine:
         *,
         retraining: bool = True,
         on_error: Callable[[str, str, Exception], None] | None = None,
+        before_retrain: Callable[[], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -94,6 +97,7 @@ class TradingEngine:
         self.stats = EngineStats()
         self.closed_trades: list[ClosedTrade] = []
         self._on_error = on_error
+        self._before_retrain = before_retrain  # e.g. write pending candles: retrains read them
         self._flavour = "live" if cfg.live_trading.mode == "live" else "paper"
 
     def on_candles(self, closed: Sequence[Candle]) -> None:
@@ -138,7 +142,7 @@ class TradingEngine:
             record_predictions(conn, predictions)
             for signal in signals:
                 self._on_signal(conn, signal, minute.close)
-            record_signals(conn, signals, mode=str(self.modes.mode(symbol)))
+                record_signals(conn, [signal], mode=str(self.modes.mode(symbol)))
         self.stats.signals += len(signals)
         self._check_drawdown(now)
         if self.retraining:
@@ -150,6 +154,8 @@ class TradingEngine:
         )
         if transition is not None:
             self.stats.transitions += 1
+            by_symbol = self.stats.transitions_by_symbol
+            by_symbol[signal.symbol] = by_symbol.get(signal.symbol, 0) + 1
             record_transition(conn, transition)
             log.info("%s", format_transition(transition, signal.timeframe))
         mode = self.modes.mode(signal.symbol)
@@ -213,54 +219,63 @@ class TradingEngine:
 
     def _run_retrains(self, now: int) -> None:
         while (job := self.policy.next_job()) is not None:
-            log.info("%s", format_started(job))
-            self.stats.retrains[job.reason] = self.stats.retrains.get(job.reason, 0) + 1
-            slot = self.predictor.model_slot(job.symbol, job.timeframe)
-            result = retrain(
-                self.store,
-                self.registry,
-                self.cfg,
-                job.symbol,
-                job.timeframe,
-                now,
-                slot.model if slot else None,
-            )
-            if result.accepted and result.challenger is not None:
-                self.stats.retrains_accepted += 1
-                self.predictor.set_model(
-                    job.symbol, job.timeframe, ModelSlot(result.challenger, result.new_version)
-                )
-                log.info(
-                    "%s",
-                    format_succeeded(
-                        job.symbol, job.timeframe, result.val_confidence or 0.0, result.duration_s
-                    ),
-                )
-            else:
-                log.info(
-                    "✗ [%s] Retraining rejected: %s, Duration: %.1fs; keeping the current model",
-                    model_name(job.symbol, job.timeframe),
-                    result.reason,
-                    result.duration_s,
-                )
-            with self.store.begin() as conn:
-                record_retrain(
-                    conn,
-                    RetrainAttempt(
-                        job.symbol,
-                        job.timeframe,
-                        str(job.reason),
-                        job.triggered_at_ms,
-                        now,
-                        result.duration_s,
-                        result.accepted,
-                        result.val_confidence,
-                        result.val_accuracy,
-                        slot.version if slot else None,
-                        result.new_version,
-                        None if result.accepted else result.reason,
-                    ),
-                )
-            self.policy.on_retrain_finished(job.symbol, job.timeframe, now, result.accepted)
-            if result.accepted and (job.symbol, job.timeframe) in self.drift:
+            accepted = False
+            try:
+                accepted = self._retrain(job, now)
+            finally:  # a failed retrain must not leave the model stuck as "running"
+                self.policy.on_retrain_finished(job.symbol, job.timeframe, now, accepted)
+            if accepted and (job.symbol, job.timeframe) in self.drift:
                 self.drift[(job.symbol, job.timeframe)].reset(now)  # a new model, a new baseline
+
+    def _retrain(self, job: RetrainJob, now: int) -> bool:
+        log.info("%s", format_started(job))
+        self.stats.retrains[job.reason] = self.stats.retrains.get(job.reason, 0) + 1
+        if self._before_retrain:
+            self._before_retrain()
+        slot = self.predictor.model_slot(job.symbol, job.timeframe)
+        result = retrain(
+            self.store,
+            self.registry,
+            self.cfg,
+            job.symbol,
+            job.timeframe,
+            now,
+            slot.model if slot else None,
+        )
+        if result.accepted and result.challenger is not None:
+            self.stats.retrains_accepted += 1
+            self.predictor.set_model(
+                job.symbol, job.timeframe, ModelSlot(result.challenger, result.new_version)
+            )
+            log.info(
+                "%s",
+                format_succeeded(
+                    job.symbol, job.timeframe, result.val_confidence or 0.0, result.duration_s
+                ),
+            )
+        else:
+            log.info(
+                "✗ [%s] Retraining rejected: %s, Duration: %.1fs; keeping the current model",
+                model_name(job.symbol, job.timeframe),
+                result.reason,
+                result.duration_s,
+            )
+        with self.store.begin() as conn:
+            record_retrain(
+                conn,
+                RetrainAttempt(
+                    job.symbol,
+                    job.timeframe,
+                    str(job.reason),
+                    job.triggered_at_ms,
+                    now,
+                    result.duration_s,
+                    result.accepted,
+                    result.val_confidence,
+                    result.val_accuracy,
+                    slot.version if slot else None,
+                    result.new_version,
+                    None if result.accepted else result.reason,
+                ),
+            )
+        return result.accepted

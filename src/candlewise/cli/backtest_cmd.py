@@ -87,10 +87,20 @@ def backtest(
     )
     console.print(f"Backtest ({what}): {', '.join(chosen)}, {window}")
     console.print(f"  Database: {path}")
-    console.print(f"  Trades: {report.trades} | Win rate: {win_rate} | "
-                  f"P&L: ${report.pnl:,.2f} ({report.pnl_percent:+.2f}%)")  # fmt: skip
-    console.print(f"  Max drawdown: {report.max_drawdown_percent:.2f}% | Sharpe: {sharpe} | "
-                  f"Mode transitions/hour: {report.transitions_per_hour:.3f}")  # fmt: skip
+    console.print(
+        f"  Trades: {report.trades} | Win rate: {win_rate} | "
+        f"P&L: ${report.pnl:,.2f} closed trades; equity ${report.final_equity:,.2f} "
+        f"({report.pnl_percent:+.2f}%)"
+    )
+    if report.open_positions:
+        console.print(
+            f"  Still open at the end: {report.open_positions} positions, "
+            f"unrealised ${report.unrealized_pnl:,.2f} (not in the ledger)"
+        )
+    console.print(
+        f"  Max drawdown: {report.max_drawdown_percent:.2f}% | Sharpe: {sharpe} | "
+        f"Mode transitions/hour (busiest symbol): {report.transitions_per_hour:.3f}"
+    )
     console.print(f"  Shadow trades (LEARNING mode, no orders): {report.shadow_trades}")
     share = ", ".join(f"{s} {100 * v:.1f}%" for s, v in report.trading_share.items())
     console.print(f"  Time in TRADING mode: {share}")

@@ -83,25 +83,33 @@ positions = Table(
     Index(None, "status", "symbol"),
 )
 
+
+def _outcome_columns() -> list[Column]:  # type: ignore[type-arg]
+    """The scored-trade columns shared by real trades and LEARNING-mode shadow trades."""
+    return [
+        Column("symbol", String(32), nullable=False),
+        Column("timeframe", String(4), nullable=False),
+        Column("predicted_direction", String(4), nullable=False),
+        Column("confidence", Float, nullable=False),
+        Column("entry_time", TIMESTAMP_TEXT, nullable=False),
+        Column("exit_time", TIMESTAMP_TEXT, nullable=False),
+        Column("entry_price", Float, nullable=False),
+        Column("exit_price", Float, nullable=False),
+        Column("quantity", Float, nullable=False),
+        Column("pnl_absolute", Float, nullable=False),
+        Column("pnl_percent", Float, nullable=False),
+        Column("fees", Float, nullable=False),
+        Column("outcome", String(4), nullable=False),
+        Column("exit_reason", String(16)),
+    ]
+
+
 trade_outcomes = Table(
     "trade_outcomes",
     metadata,
     Column("id", Integer, primary_key=True),
     Column("position_id", Integer, ForeignKey("positions.id")),
-    Column("symbol", String(32), nullable=False),
-    Column("timeframe", String(4), nullable=False),
-    Column("predicted_direction", String(4), nullable=False),
-    Column("confidence", Float, nullable=False),
-    Column("entry_time", TIMESTAMP_TEXT, nullable=False),
-    Column("exit_time", TIMESTAMP_TEXT, nullable=False),
-    Column("entry_price", Float, nullable=False),
-    Column("exit_price", Float, nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("pnl_absolute", Float, nullable=False),
-    Column("pnl_percent", Float, nullable=False),
-    Column("fees", Float, nullable=False),
-    Column("outcome", String(4), nullable=False),
-    Column("exit_reason", String(16)),
+    *_outcome_columns(),
     Index(None, "symbol", "exit_time"),
 )
 
@@ -206,20 +214,7 @@ shadow_trades = Table(
     "shadow_trades",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("symbol", String(32), nullable=False),
-    Column("timeframe", String(4), nullable=False),
-    Column("predicted_direction", String(4), nullable=False),
-    Column("confidence", Float, nullable=False),
-    Column("entry_time", TIMESTAMP_TEXT, nullable=False),
-    Column("exit_time", TIMESTAMP_TEXT, nullable=False),
-    Column("entry_price", Float, nullable=False),
-    Column("exit_price", Float, nullable=False),
-    Column("quantity", Float, nullable=False),
-    Column("pnl_absolute", Float, nullable=False),
-    Column("pnl_percent", Float, nullable=False),
-    Column("fees", Float, nullable=False),
-    Column("outcome", String(4), nullable=False),
-    Column("exit_reason", String(16)),
+    *_outcome_columns(),
     Index(None, "symbol", "exit_time"),
     comment="LEARNING-mode signals traded on paper only, scored like real trades.",
 )

@@ -49,25 +49,27 @@ def record_close(conn: Connection, trade: ClosedTrade) -> None:
             pnl=trade.pnl_absolute,
         )
     )
-    conn.execute(
-        insert(trade_outcomes).values(
-            position_id=trade.position_id,
-            symbol=trade.symbol,
-            timeframe=trade.timeframe,
-            predicted_direction=trade.predicted_direction,
-            confidence=trade.confidence,
-            entry_time=ms_to_text(trade.entry_time_ms),
-            exit_time=ms_to_text(trade.exit_time_ms),
-            entry_price=trade.entry_price,
-            exit_price=trade.exit_price,
-            quantity=trade.quantity,
-            pnl_absolute=trade.pnl_absolute,
-            pnl_percent=trade.pnl_percent,
-            fees=trade.fees,
-            outcome=trade.outcome,
-            exit_reason=trade.exit_reason,
-        )
-    )
+    conn.execute(insert(trade_outcomes), [{"position_id": trade.position_id, **_outcome(trade)}])
+
+
+def _outcome(trade: ClosedTrade) -> dict[str, object]:
+    """The scored-trade row shared by ``trade_outcomes`` and ``shadow_trades``."""
+    return {
+        "symbol": trade.symbol,
+        "timeframe": trade.timeframe,
+        "predicted_direction": trade.predicted_direction,
+        "confidence": trade.confidence,
+        "entry_time": ms_to_text(trade.entry_time_ms),
+        "exit_time": ms_to_text(trade.exit_time_ms),
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "quantity": trade.quantity,
+        "pnl_absolute": trade.pnl_absolute,
+        "pnl_percent": trade.pnl_percent,
+        "fees": trade.fees,
+        "outcome": trade.outcome,
+        "exit_reason": trade.exit_reason,
+    }
 
 
 def open_positions(conn: Connection) -> list[Position]:
@@ -104,20 +106,4 @@ def open_positions(conn: Connection) -> list[Position]:
 
 def record_shadow(conn: Connection, trade: ClosedTrade) -> None:
     """A LEARNING-mode trade (never an order): scored like a real one, kept apart from it."""
-    row = {
-        "symbol": trade.symbol,
-        "timeframe": trade.timeframe,
-        "predicted_direction": trade.predicted_direction,
-        "confidence": trade.confidence,
-        "entry_time": ms_to_text(trade.entry_time_ms),
-        "exit_time": ms_to_text(trade.exit_time_ms),
-        "entry_price": trade.entry_price,
-        "exit_price": trade.exit_price,
-        "quantity": trade.quantity,
-        "pnl_absolute": trade.pnl_absolute,
-        "pnl_percent": trade.pnl_percent,
-        "fees": trade.fees,
-        "outcome": trade.outcome,
-        "exit_reason": trade.exit_reason,
-    }
-    conn.execute(insert(shadow_trades), [row])  # a cached statement, not one built per trade
+    conn.execute(insert(shadow_trades), [_outcome(trade)])
