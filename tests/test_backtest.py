@@ -102,3 +102,7 @@ def test_replay_of_a_candle_file_trains_only_on_what_precedes_the_window(
     assert signals >= 720
     assert run(["backtest", "--feed", "replay", "--db", "data/none.db"]) == 2
     assert "--feed replay needs the candles to replay" in capsys.readouterr().err
+    argv = ["backtest", "--feed", "replay", "--data", "typo.csv", "--db", "data/typo.db"]
+    assert run(argv) == 2
+    assert "file not found: typo.csv" in capsys.readouterr().err
+    assert not (workdir / "data" / "typo.db").exists()

@@ -54,6 +54,9 @@ def backtest(
             "--feed replay needs the candles to replay",
             "pass --data FILE, a 1m file per symbol such as BTC_USDT-1m.csv.gz",
         )
+    missing = [str(p) for p in data or () if not p.is_file()] if feed == "replay" else []
+    if missing:  # checked before the run's database is created, so a typo leaves nothing behind
+        raise UserError(f"file not found: {', '.join(missing)}", "check the --data paths")
     path = db or Path("data/backtests") / (
         f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db"
     )
