@@ -18,7 +18,7 @@ from typing import Protocol
 import pandas as pd
 from sqlalchemy import Engine
 
-from candlewise.clock import Clock, ScaledClock, SimulatedClock, WallClock
+from candlewise.clock import Clock, ScaledClock, SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.errors import UserError
 from candlewise.market.candle import Candle
@@ -169,7 +169,3 @@ def _replay_frames(
                 "check --from/--to against 'candlewise data summary'",
             )
     return frames
-
-
-def wall_clock() -> WallClock:
-    return WallClock()

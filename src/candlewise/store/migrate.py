@@ -17,24 +17,20 @@ from sqlalchemy import Engine
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: Engine | None = None) -> Config:
+    """Alembic's config for this package's migrations; ``engine`` is needed only to run them."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["engine"] = engine
+    if engine is not None:
+        cfg.attributes["engine"] = engine
     return cfg
 
 
 def head_revision() -> str:
-    script = ScriptDirectory.from_config(alembic_config_for_scripts())
+    script = ScriptDirectory.from_config(alembic_config())
     head = script.get_current_head()
     assert head is not None
     return head
-
-
-def alembic_config_for_scripts() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return cfg
 
 
 def current_revision(engine: Engine) -> str | None:
