@@ -49,11 +49,11 @@ def test_same_seed_gives_the_same_ledger_and_the_guide_tables_fill(workdir: Path
         assert re.search(pattern, log), pattern
 
 
-def test_an_existing_database_is_never_overwritten(workdir: Path, capsys) -> None:
+def test_a_file_that_is_not_a_database_is_never_overwritten(workdir: Path, capsys) -> None:
     (workdir / "data").mkdir()
     (workdir / "data" / "x.db").write_text("keep me")
     assert run(["backtest", "--db", "data/x.db"]) == 2
-    assert "exists" in capsys.readouterr().err
+    assert "file is not a database" in capsys.readouterr().err
     assert (workdir / "data" / "x.db").read_text() == "keep me"
 
 

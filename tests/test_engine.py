@@ -16,7 +16,6 @@ from candlewise.market.simulated import market_at
 from candlewise.models.registry import ModelRegistry
 from candlewise.models.trainer import TrainingConfig, train_model
 from candlewise.signals.live import LivePredictor, ModelSlot
-from candlewise.store.error_log import record_error
 from candlewise.trading.paper_broker import PaperBroker
 
 DAY0 = 1_735_689_600_000
@@ -40,20 +39,17 @@ def test_one_symbols_failure_is_recorded_and_the_others_continue(
     predictor = LivePredictor({"1m": 1.0}, {("BTC/USDT", "1m"): good,
                                             ("ETH/USDT", "1m"): wrong_spec})  # fmt: skip
     cfg = AppConfig()
-
-    def on_error(symbol: str, kind: str, exc: Exception) -> None:
-        with sqlite_engine.begin() as conn:
-            record_error(conn, kind, str(exc), symbol=symbol, component="engine")
-
-    engine = TradingEngine(cfg, sqlite_engine, ModelRegistry(sqlite_engine, tmp_path / "m"),
-                           predictor, PaperBroker(cfg.paper, cfg.risk), retraining=False,
-                           on_error=on_error)  # fmt: skip
+    registry = ModelRegistry(sqlite_engine, tmp_path / "m")
+    broker = PaperBroker(cfg.paper, cfg.risk)
+    engine = TradingEngine(cfg, sqlite_engine, registry, predictor, broker, retraining=False)
     series = market_at(["BTC/USDT", "ETH/USDT"], 2, DAY0).generate(120)
     aggregators = {s: TimeframeAggregator(s) for s in series}
     for i in range(120):
         for symbol, s in series.items():
             candle = s.candles()[i]
             engine.on_candles([candle, *aggregators[symbol].add(candle)])
+        engine.end_minute(candle.close_time)
+    engine.flush()
     with sqlite_engine.connect() as conn:
         errors = conn.execute(text("SELECT symbol, error_type, message FROM error_log")).all()
         btc_minutes = conn.execute(

@@ -10,15 +10,18 @@ their trigger.
 
 from __future__ import annotations
 
-import math
+import hashlib
+import pickle
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from candlewise.backtest_report import BacktestReport, build_report
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
@@ -37,11 +40,21 @@ from candlewise.models.registry import ModelRegistry
 from candlewise.signals.calibration_file import load_calibration
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store import candle_store
-from candlewise.store.error_log import record_error
+from candlewise.store.run_store import (
+    FINISHED,
+    PREPARING,
+    RUNNING,
+    claim_run,
+    create_run,
+    find_run,
+    save_checkpoint,
+)
+from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS
-from candlewise.trading.ledger import ledger_hash
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.training import calibrate_signals, train_symbol
+
+__all__ = ["BacktestReport", "BacktestRequest", "Interrupted", "run_backtest"]
 
 DAY_MS = 86_400_000
 log = get_logger("backtest")
@@ -59,33 +72,22 @@ class BacktestRequest:
     their last ``days``, everything before it is history the first models train on."""
 
 
-@dataclass(frozen=True)
-class BacktestReport:
-    symbols: tuple[str, ...]
-    start_ms: int
-    end_ms: int
-    candles: int
-    trades: int
-    wins: int
-    pnl: float
-    pnl_percent: float
-    max_drawdown_percent: float
-    sharpe: float | None
-    transitions_per_hour: float
-    trading_share: dict[str, float]
-    retrains: dict[str, int]
-    retrains_accepted: int
-    errors: int
-    rollback: str | None
-    ledger: str
-    open_positions: int = 0
-    unrealized_pnl: float = 0.0
-    final_equity: float = 0.0
-    shadow_trades: int = 0
-    untrained: tuple[str, ...] = field(default_factory=tuple)
-
-
 Progress = Callable[[str, int, int], None]
+
+#: A checkpoint is written at least every this many candle minutes and this many wall seconds
+#: (whichever comes first); where they fall does not change the run, only how much a restart
+#: recomputes.
+CHECKPOINT_MINUTES = 1440
+CHECKPOINT_SECONDS = 1.0
+RUN_KIND = "backtest"
+
+
+class Interrupted(Exception):
+    """Ctrl+C / SIGTERM: the run stopped at a checkpoint and can be resumed."""
+
+    def __init__(self, cursor_ms: int) -> None:
+        super().__init__(cursor_ms)
+        self.cursor_ms = cursor_ms
 
 
 def run_backtest(
@@ -94,24 +96,153 @@ def run_backtest(
     models_dir: str,
     req: BacktestRequest,
     progress: Progress | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> BacktestReport:
+    """Run (or resume, or re-report) the backtest ``req`` in ``store``.
+
+    The same request on the same database continues its unfinished run from the last
+    checkpoint (after a crash or ``kill -9``) and gives the ledger of an uninterrupted run;
+    on a finished run it reports again. ``stop`` is polled at minute boundaries; when it says
+    so, the run checkpoints and raises :class:`Interrupted`.
+    """
     symbols = list(req.symbols)
-    if req.files:
-        source = "replay"
-        frames = _import_files(store, req.files, symbols)
-        end = min(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
-        start = end - int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
-        window = {
-            s: f[(f["timestamp"] >= start) & (f["timestamp"] < end)] for s, f in frames.items()
-        }
-        feed: Feed = FrameReplayFeed(window, symbols, SimulatedClock(start))
-    else:
-        start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
-        end = start + int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
-        source = simulated_source(req.seed)
-        _simulate_history(store, symbols, req.seed, start, source, progress)
-        feed = SimulatedFeed(symbols, req.seed, start, SimulatedClock(start), end)
+    params = _params(cfg, req)
+    with store.begin() as conn:
+        run = find_run(conn, RUN_KIND, params)
     registry = ModelRegistry(store, models_dir, cfg.models.keep_versions)
+    if run is not None and run.status == FINISHED and run.snapshot is not None:
+        snapshot = pickle.loads(run.snapshot)
+        engine = _engine(cfg, store, registry, models_dir, symbols, req, run.id)
+        engine.restore(snapshot["engine"])
+        return _report(cfg, req, store, engine, run.id, snapshot)
+    frames = _import_files(store, req.files, symbols) if req.files else {}
+    start, end = _window(req, frames)
+    source = "replay" if req.files else simulated_source(req.seed)
+    if run is None or run.status == PREPARING or run.snapshot is None:
+        if run is None:
+            with store.begin() as conn:
+                run_id = create_run(conn, RUN_KIND, params)
+        else:
+            run_id = run.id
+            for symbol in symbols:  # a preparation cut short: train again, same versions
+                for tf in cfg.timeframes.names:
+                    registry.discard_newer(symbol, tf, None)
+        if not req.files:
+            _simulate_history(store, symbols, req.seed, start, source, progress)
+        untrained = _train(cfg, store, registry, models_dir, symbols, start, progress)
+        engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
+        _warm_up(engine.predictor, store, symbols, start)
+        snapshot = {
+            "aggregators": {s: TimeframeAggregator(s) for s in symbols},
+            "untrained": untrained,
+            "window": (start, end),
+        }
+        cursor = start
+    else:
+        run_id = run.id
+        with store.begin() as conn:
+            claim_run(conn, run_id)
+        snapshot = pickle.loads(run.snapshot)
+        engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
+        engine.restore(snapshot["engine"])
+        cursor = run.cursor_ms if run.cursor_ms is not None else start
+        log.info("Resuming backtest run %d from %s UTC", run_id, ms_to_text(cursor))
+    aggregators: dict[str, TimeframeAggregator] = snapshot["aggregators"]
+    last_saved = [time.monotonic(), cursor]
+
+    def checkpoint(now: int, status: str = RUNNING) -> None:
+        snapshot["engine"] = engine.state()
+        blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        with store.begin() as conn:
+            engine.outbox.flush(conn)
+            save_checkpoint(conn, run_id, now, blob, status)
+        last_saved[:] = [time.monotonic(), now]
+
+    engine.set_checkpoint(checkpoint)
+    if run is None or run.snapshot is None:
+        checkpoint(start)  # prepared: from here on a restart resumes instead of retraining
+    engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
+    total = (end - start) // MINUTE_MS
+    current: int | None = None  # close time of the minute being handled
+    for candle in _feed(req, frames, symbols, cursor, end).candles():
+        if candle.close_time != current:
+            if current is not None:
+                _end_minute(engine, current, last_saved, checkpoint, stop)
+            current = candle.close_time
+            if progress and (current // MINUTE_MS) % 1000 == 0:
+                progress("replaying", (current - start) // MINUTE_MS, total)
+        closed = [candle, *aggregators[candle.symbol].add(candle)]
+        if not req.files:  # replayed files are stored already
+            engine.outbox.candles(closed, source)
+        engine.on_candles(closed)
+    if current is not None:
+        engine.end_minute(current)
+    checkpoint(end, FINISHED)
+    return _report(cfg, req, store, engine, run_id, snapshot)
+
+
+def _end_minute(
+    engine: TradingEngine,
+    now: int,
+    last_saved: list[float],
+    checkpoint: Callable[..., None],
+    stop: Callable[[], bool] | None,
+) -> None:
+    engine.end_minute(now)
+    stopping = stop is not None and stop()
+    due = (
+        now - last_saved[1] >= CHECKPOINT_MINUTES * MINUTE_MS
+        or time.monotonic() - last_saved[0] >= CHECKPOINT_SECONDS
+    )
+    if due or stopping:
+        checkpoint(now)
+    if stopping:
+        raise Interrupted(now)
+
+
+def _params(cfg: AppConfig, req: BacktestRequest) -> dict[str, Any]:
+    """What identifies a run: the request and the configuration it runs with."""
+    return {
+        "symbols": list(req.symbols),
+        "days": req.days,
+        "seed": req.seed,
+        "warmup_days": req.warmup_days,
+        "retrain": req.retrain,
+        "files": [str(Path(f).resolve()) for f in req.files],
+        "config": hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16],
+    }
+
+
+def _window(req: BacktestRequest, frames: dict[str, pd.DataFrame]) -> tuple[int, int]:
+    if frames:
+        end = min(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
+        return end - int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS, end
+    start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
+    return start, start + int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
+
+
+def _feed(
+    req: BacktestRequest, frames: dict[str, pd.DataFrame], symbols: list[str], cursor: int, end: int
+) -> Feed:
+    """The window's candles from ``cursor`` on (the start, or where a resumed run stopped)."""
+    if frames:
+        window = {
+            s: f[(f["timestamp"] >= cursor) & (f["timestamp"] < end)] for s, f in frames.items()
+        }
+        return FrameReplayFeed(window, symbols, SimulatedClock(cursor))
+    return SimulatedFeed(symbols, req.seed, cursor, SimulatedClock(cursor), end)
+
+
+def _train(
+    cfg: AppConfig,
+    store: Engine,
+    registry: ModelRegistry,
+    models_dir: str,
+    symbols: list[str],
+    start: int,
+    progress: Progress | None,
+) -> list[str]:
+    """The first models, on candles known at the window start; returns what could not train."""
     untrained = []
     for symbol in symbols:
         if progress:
@@ -121,42 +252,23 @@ def run_backtest(
         )
         untrained += [o.problem or f"{o.symbol} {o.timeframe}" for o in outcomes if not o.ok]
         calibrate_signals(store, cfg, symbol, known_at_ms=start, models_dir=models_dir)
-    predictor = _predictor(cfg, store, registry, models_dir, symbols, start)
+    return untrained
+
+
+def _engine(
+    cfg: AppConfig,
+    store: Engine,
+    registry: ModelRegistry,
+    models_dir: str,
+    symbols: list[str],
+    req: BacktestRequest,
+    run_id: int,
+) -> TradingEngine:
+    predictor = _predictor(cfg, registry, models_dir, symbols)
     broker = PaperBroker(cfg.paper, cfg.risk, "paper")
-
-    def on_error(symbol: str, kind: str, exc: Exception) -> None:
-        with store.begin() as conn:
-            record_error(conn, kind, str(exc), symbol=symbol, component="engine")
-
-    pending: list[Candle] = []
-    engine = TradingEngine(
-        cfg,
-        store,
-        registry,
-        predictor,
-        broker,
-        retraining=req.retrain,
-        on_error=on_error,
-        before_retrain=lambda: _flush(store, pending, source),
+    return TradingEngine(
+        cfg, store, registry, predictor, broker, retraining=req.retrain, run_id=run_id
     )
-    aggregators = {s: TimeframeAggregator(s) for s in symbols}
-    equity = [broker.equity()]
-    modes_trading = dict.fromkeys(symbols, 0)
-    total = (end - start) // MINUTE_MS * len(symbols)
-    for i, candle in enumerate(feed.candles()):
-        closed = [candle, *aggregators[candle.symbol].add(candle)]
-        if not req.files:  # replayed files are stored already
-            pending.extend(closed)
-        if len(pending) >= 5000:  # and before every retrain (the hook): retrains read them
-            _flush(store, pending, source)
-        engine.on_candles(closed)
-        modes_trading[candle.symbol] += engine.modes.mode(candle.symbol) == "TRADING"
-        if candle.symbol == symbols[-1]:
-            equity.append(broker.equity())
-        if progress and i % 2000 == 0:
-            progress("replaying", i, total)
-    _flush(store, pending, source)
-    return _report(cfg, req, engine, equity, modes_trading, start, end, untrained)
 
 
 def _import_files(
@@ -203,12 +315,7 @@ def _simulate_history(
 
 
 def _predictor(
-    cfg: AppConfig,
-    store: Engine,
-    registry: ModelRegistry,
-    models_dir: str,
-    symbols: Sequence[str],
-    start: int,
+    cfg: AppConfig, registry: ModelRegistry, models_dir: str, symbols: Sequence[str]
 ) -> LivePredictor:
     models = {}
     calibrators = {}
@@ -220,9 +327,13 @@ def _predictor(
         calibration = load_calibration(models_dir, symbol)
         if calibration is not None:
             calibrators.update({(symbol, tf): c for tf, c in calibration.calibrators.items()})
-    predictor = LivePredictor(
+    return LivePredictor(
         cfg.timeframes.weights, models, calibrators, log=lambda line: log.info("%s", line)
     )
+
+
+def _warm_up(predictor: LivePredictor, store: Engine, symbols: Sequence[str], start: int) -> None:
+    """Fill the prediction windows with the candles known at the window start."""
     with store.connect() as conn:
         for symbol in symbols:
             for tf in ("1m", *HIGHER_TIMEFRAMES):
@@ -235,62 +346,25 @@ def _predictor(
                         for r in frame.itertuples(index=False)
                     ]
                 )
-    return predictor
-
-
-def _flush(store: Engine, pending: list[Candle], source: str) -> None:
-    if pending:
-        with store.begin() as conn:
-            candle_store.insert_candles(conn, pending, source)
-        pending.clear()
 
 
 def _report(
     cfg: AppConfig,
     req: BacktestRequest,
+    store: Engine,
     engine: TradingEngine,
-    equity: list[float],
-    trading_minutes: dict[str, int],
-    start: int,
-    end: int,
-    untrained: list[str],
+    run_id: int,
+    snapshot: dict[str, Any],
 ) -> BacktestReport:
-    trades = engine.closed_trades
-    curve = np.array(equity)
-    peak = np.maximum.accumulate(curve)
-    max_dd = float(((peak - curve) / peak).max() * 100) if curve.size else 0.0
-    daily = curve[::1440] if curve.size > 2880 else curve[::60]
-    per_year = 365 if curve.size > 2880 else 365 * 24
-    returns = np.diff(daily) / daily[:-1] if daily.size > 2 else np.array([])
-    sharpe = (
-        float(returns.mean() / returns.std() * math.sqrt(per_year))
-        if returns.size > 1 and returns.std() > 0
-        else None
-    )
-    minutes = (end - start) // MINUTE_MS
-    pnl = sum(t.pnl_absolute for t in trades)
-    return BacktestReport(
-        symbols=req.symbols,
-        start_ms=start,
-        end_ms=end,
-        candles=engine.stats.candles,
-        trades=len(trades),
-        wins=sum(t.outcome == "WIN" for t in trades),
-        pnl=pnl,
-        pnl_percent=100 * (engine.broker.equity() / cfg.paper.starting_balance - 1),
-        max_drawdown_percent=max_dd,
-        sharpe=sharpe,
-        transitions_per_hour=max(engine.stats.transitions_by_symbol.values(), default=0)
-        / max(minutes / 60, 1e-9),
-        trading_share={s: n / max(minutes, 1) for s, n in trading_minutes.items()},
-        retrains=dict(engine.stats.retrains),
-        retrains_accepted=engine.stats.retrains_accepted,
-        errors=engine.stats.errors,
-        rollback=engine.stats.rollback,
-        ledger=ledger_hash(trades),
-        open_positions=len(engine.broker.book),
-        unrealized_pnl=engine.broker.equity() - cfg.paper.starting_balance - pnl,
-        final_equity=engine.broker.equity(),
-        shadow_trades=engine.shadow_trades,
-        untrained=tuple(untrained),
-    )
+    start, end = snapshot["window"]
+    with store.connect() as conn:
+        return build_report(
+            conn,
+            engine,
+            req.symbols,
+            run_id,
+            start,
+            end,
+            cfg.paper.starting_balance,
+            snapshot.get("untrained", ()),
+        )

@@ -1,6 +1,7 @@
 """The event engine: what happens when a candle closes, the same for replay, demo and live.
 
-Per symbol and closed 1m candle (with the higher candles that closed with it, 1m first):
+Per symbol and closed 1m candle (with the higher candles that closed with it, 1m first),
+``on_candles``:
   1. the broker runs the exits of open positions on the 1m candle (stop-loss, horizon);
      every closed trade is stored and may trigger a ``loss_immediate`` retrain;
   2. every timeframe that closed predicts its next candle; the fresh predictions are combined
@@ -9,10 +10,17 @@ Per symbol and closed 1m candle (with the higher candles that closed with it, 1m
      (risk checked by the broker), in LEARNING a shadow trade on a separate paper book, scored
      the same way and stored apart (``shadow_trades``), so the system keeps measuring itself;
      every model's previous prediction is judged as its candle closes, and that error stream
-     feeds its drift monitor (a ``drift`` retrain at ``drift_threshold``);
-  4. mark-to-market equity feeds the drawdown guard: an alert at 80 % of the limit, at the limit
-     everything is flattened and trading stops;
-  5. queued retrains run (inline: deterministic, as replay needs) and a better model is swapped in.
+     feeds its drift monitor (a ``drift`` retrain at ``drift_threshold``).
+Once every symbol's candle of a minute is in, ``end_minute``:
+  4. values the whole account mark-to-market for the drawdown guard (an alert at 80 % of the
+     limit; at the limit everything is flattened and trading stops) and samples the equity;
+  5. runs the queued retrains (inline: deterministic, as replay needs) and swaps a better model in.
+
+Durability: events go to an :class:`Outbox`, written by ``checkpoint`` in one transaction with a
+snapshot of every piece of state (``state``), so after a crash the run resumes from the last
+checkpoint and recomputes what came after it: nothing lost, nothing written twice. The driver
+checkpoints on its own schedule; the engine checkpoints before and after every retrain (a retrain
+reads the stored candles and registers a model, both must match the snapshot).
 The engine never reads the wall clock for decisions: times come from the candles. Wall time is
 only measured for retrain durations, which are reported, never acted on.
 """
@@ -21,10 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
+from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.drift import DriftMonitor
 from candlewise.learning.modes import Mode, ModeMachine, format_trading_signal, format_transition
 from candlewise.learning.retrain_policy import (
@@ -43,13 +53,16 @@ from candlewise.retraining import retrain
 from candlewise.risk.drawdown import DrawdownGuard
 from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.signals.live import LivePredictor, ModelSlot
-from candlewise.store.learning_store import RetrainAttempt, record_retrain, record_transition
-from candlewise.store.signal_store import record_predictions, record_signals
-from candlewise.store.trade_store import record_close, record_open, record_shadow
+from candlewise.store.learning_store import RetrainAttempt
+from candlewise.store.outbox import Outbox
+from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.trading.positions import ClosedTrade, closed_line
 
 log = get_logger("engine")
+
+#: Equity is stored every this many candle minutes (``equity_history``: curve, Sharpe).
+EQUITY_SAMPLE_MINUTES = 5
 
 
 @dataclass
@@ -59,10 +72,15 @@ class EngineStats:
     orders: int = 0
     transitions: int = 0
     transitions_by_symbol: dict[str, int] = field(default_factory=dict)
+    trading_minutes: dict[str, int] = field(default_factory=dict)
     retrains: dict[str, int] = field(default_factory=dict)
     retrains_accepted: int = 0
+    shadow_trades: int = 0
     errors: int = 0
     rollback: str | None = None
+
+
+Checkpoint = Callable[[int], None]
 
 
 class TradingEngine:
@@ -75,8 +93,9 @@ class TradingEngine:
         broker: PaperBroker,
         *,
         retraining: bool = True,
-        on_error: Callable[[str, str, Exception], None] | None = None,
-        before_retrain: Callable[[], None] | None = None,
+        outbox: Outbox | None = None,
+        checkpoint: Checkpoint | None = None,
+        run_id: int | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -91,14 +110,15 @@ class TradingEngine:
         # not stop the scoring, so only the daily loss limit is relaxed.
         shadow_risk = cfg.risk.model_copy(update={"daily_loss_limit": 0.99})
         self.shadow = PaperBroker(cfg.paper, shadow_risk, "paper")
-        self.shadow_trades = 0
         self.scorer = PredictionScorer()
         self.drift: dict[tuple[str, str], DriftMonitor] = {}
         self.stats = EngineStats()
-        self.closed_trades: list[ClosedTrade] = []
-        self._on_error = on_error
-        self._before_retrain = before_retrain  # e.g. write pending candles: retrains read them
+        self.outbox = outbox if outbox is not None else Outbox()
+        self.run_id = run_id
+        self._checkpoint = checkpoint if checkpoint is not None else self.flush
         self._flavour = "live" if cfg.live_trading.mode == "live" else "paper"
+
+    # --- events --------------------------------------------------------------------------------
 
     def on_candles(self, closed: Sequence[Candle]) -> None:
         """One symbol's candles that closed at one moment, 1m first (the recorder's output).
@@ -113,8 +133,20 @@ class TradingEngine:
         except Exception as exc:  # one symbol's fault must not stop the run
             self.stats.errors += 1
             log.error("[%s] Error handling candle at %d: %s", minute.symbol, minute.close_time, exc)
-            if self._on_error:
-                self._on_error(minute.symbol, type(exc).__name__, exc)
+            self.outbox.error(type(exc).__name__, str(exc), minute.symbol, minute.close_time)
+        if self.modes.mode(minute.symbol) == Mode.TRADING:
+            minutes = self.stats.trading_minutes
+            minutes[minute.symbol] = minutes.get(minute.symbol, 0) + 1
+
+    def end_minute(self, now: int) -> None:
+        """Every symbol's candle of the minute closing at ``now`` has been handled."""
+        self._check_drawdown(now)
+        if now % (EQUITY_SAMPLE_MINUTES * MINUTE_MS) == 0:
+            self.outbox.equity(
+                self.run_id, now, self.broker.equity(), self.drawdown.drawdown_percent
+            )
+        if self.retraining:
+            self.run_retrains(now)
 
     def _handle(self, minute: Candle, closed: Sequence[Candle]) -> None:
         symbol, now = minute.symbol, minute.close_time
@@ -123,8 +155,10 @@ class TradingEngine:
             log.info(
                 "[%s @ %s] Candle closed: O=%.2f C=%.2f", symbol, bar.timeframe, bar.open, bar.close
             )
-        trades = self.broker.on_candle(minute)
-        shadows = self.shadow.on_candle(minute)
+        for trade in self.broker.on_candle(minute):
+            self._record_trade(trade, now)
+        for trade in self.shadow.on_candle(minute):
+            self._record_shadow(trade)
         predictions: list[TimeframePrediction] = []
         for bar in closed:
             self._score(bar)
@@ -132,23 +166,14 @@ class TradingEngine:
             if prediction is not None:
                 predictions.append(prediction)
                 self.scorer.expect(prediction, bar.close)
+        self.outbox.predictions(predictions)
         signals = self.predictor.signals(symbol, now, [b.timeframe for b in closed])
-        with self.store.begin() as conn:
-            for trade in trades:
-                self._record_trade(conn, trade, now)
-            for trade in shadows:
-                record_shadow(conn, trade)
-            self.shadow_trades += len(shadows)
-            record_predictions(conn, predictions)
-            for signal in signals:
-                self._on_signal(conn, signal, minute.close)
-                record_signals(conn, [signal], mode=str(self.modes.mode(symbol)))
+        for signal in signals:
+            self._on_signal(signal, minute.close)
+            self.outbox.signal(signal, str(self.modes.mode(symbol)))
         self.stats.signals += len(signals)
-        self._check_drawdown(now)
-        if self.retraining:
-            self._run_retrains(now)
 
-    def _on_signal(self, conn, signal: Signal, price: float) -> None:  # type: ignore[no-untyped-def]
+    def _on_signal(self, signal: Signal, price: float) -> None:
         transition = self.modes.observe(
             signal.symbol, signal.confidence, signal.timestamp, calibrated=signal.calibrated
         )
@@ -156,7 +181,7 @@ class TradingEngine:
             self.stats.transitions += 1
             by_symbol = self.stats.transitions_by_symbol
             by_symbol[signal.symbol] = by_symbol.get(signal.symbol, 0) + 1
-            record_transition(conn, transition)
+            self.outbox.transition(transition)
             log.info("%s", format_transition(transition, signal.timeframe))
         mode = self.modes.mode(signal.symbol)
         decision = self.policy.on_signal(signal.symbol, signal.timeframe, mode, signal.timestamp)
@@ -165,8 +190,7 @@ class TradingEngine:
         if mode != Mode.TRADING:
             shadow = self.shadow.on_signal(signal, price)
             if shadow.closed is not None:
-                record_shadow(conn, shadow.closed)
-                self.shadow_trades += 1
+                self._record_shadow(shadow.closed)
             return
         if not self.cfg.live_trading.enabled or self.broker.halted:
             return
@@ -175,20 +199,23 @@ class TradingEngine:
         for line in outcome.log_lines:
             log.info("%s", line)
         if outcome.closed is not None:
-            self._record_trade(conn, outcome.closed, signal.timestamp)
+            self._record_trade(outcome.closed, signal.timestamp)
         if outcome.opened is not None:
             self.stats.orders += 1
-            record_open(conn, outcome.opened, self.cfg.live_trading.mode)
+            self.outbox.open_position(outcome.opened, self.cfg.live_trading.mode)
 
-    def _record_trade(self, conn, trade: ClosedTrade, now: int) -> None:  # type: ignore[no-untyped-def]
-        record_close(conn, trade)
-        self.closed_trades.append(trade)
+    def _record_trade(self, trade: ClosedTrade, now: int) -> None:
+        self.outbox.close_trade(trade)
         log.info("%s", closed_line(trade))
         decision = self.policy.on_trade_closed(
             trade.symbol, trade.timeframe, trade.pnl_absolute, now
         )
         if decision is not None:
             log.info("%s", format_triggered(decision))
+
+    def _record_shadow(self, trade: ClosedTrade) -> None:
+        self.outbox.shadow_trade(trade)
+        self.stats.shadow_trades += 1
 
     def _score(self, bar: Candle) -> None:
         """Judge the model's previous prediction on this candle and update its drift score."""
@@ -210,15 +237,19 @@ class TradingEngine:
             return
         log.critical("%s", event.message)
         if event.kind == "rollback":
-            trades = self.broker.flatten_all(dict(self.broker.last_prices), now)
-            with self.store.begin() as conn:
-                for trade in trades:
-                    self._record_trade(conn, trade, now)
+            for trade in self.broker.flatten_all(dict(self.broker.last_prices), now):
+                self._record_trade(trade, now)
             self.stats.rollback = event.message
             log.critical("Automatic rollback: all positions closed, trading stopped")
 
-    def _run_retrains(self, now: int) -> None:
-        while (job := self.policy.next_job()) is not None:
+    # --- retraining ----------------------------------------------------------------------------
+
+    def run_retrains(self, now: int) -> None:
+        """Run the queued retrains inline, each between two checkpoints (see the module doc)."""
+        while self.policy.pending():
+            self._checkpoint(now)  # the retrain reads stored candles; a crash redoes it
+            job = self.policy.next_job()
+            assert job is not None
             accepted = False
             try:
                 accepted = self._retrain(job, now)
@@ -226,12 +257,11 @@ class TradingEngine:
                 self.policy.on_retrain_finished(job.symbol, job.timeframe, now, accepted)
             if accepted and (job.symbol, job.timeframe) in self.drift:
                 self.drift[(job.symbol, job.timeframe)].reset(now)  # a new model, a new baseline
+            self._checkpoint(now)
 
     def _retrain(self, job: RetrainJob, now: int) -> bool:
         log.info("%s", format_started(job))
         self.stats.retrains[job.reason] = self.stats.retrains.get(job.reason, 0) + 1
-        if self._before_retrain:
-            self._before_retrain()
         slot = self.predictor.model_slot(job.symbol, job.timeframe)
         result = retrain(
             self.store,
@@ -260,22 +290,66 @@ class TradingEngine:
                 result.reason,
                 result.duration_s,
             )
-        with self.store.begin() as conn:
-            record_retrain(
-                conn,
-                RetrainAttempt(
-                    job.symbol,
-                    job.timeframe,
-                    str(job.reason),
-                    job.triggered_at_ms,
-                    now,
-                    result.duration_s,
-                    result.accepted,
-                    result.val_confidence,
-                    result.val_accuracy,
-                    slot.version if slot else None,
-                    result.new_version,
-                    None if result.accepted else result.reason,
-                ),
+        self.outbox.retrain(
+            RetrainAttempt(
+                job.symbol,
+                job.timeframe,
+                str(job.reason),
+                job.triggered_at_ms,
+                now,
+                result.duration_s,
+                result.accepted,
+                result.val_confidence,
+                result.val_accuracy,
+                slot.version if slot else None,
+                result.new_version,
+                None if result.accepted else result.reason,
             )
+        )
         return result.accepted
+
+    # --- durability ----------------------------------------------------------------------------
+
+    def set_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """The driver's checkpoint (outbox + snapshot in one transaction) replaces ``flush``."""
+        self._checkpoint = checkpoint
+
+    def flush(self, _now: int | None = None) -> None:
+        """Write the outbox without a snapshot (callers that do not resume, e.g. tests)."""
+        with self.store.begin() as conn:
+            self.outbox.flush(conn)
+
+    def state(self) -> dict[str, Any]:
+        """Everything in memory the run needs to continue exactly (pickled into a checkpoint)."""
+        return {
+            "broker": self.broker,
+            "shadow": self.shadow,
+            "modes": self.modes,
+            "policy": self.policy,
+            "drawdown": self.drawdown,
+            "scorer": self.scorer,
+            "drift": self.drift,
+            "stats": self.stats,
+            "predictor": self.predictor.state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``; the models are reloaded from the registry by version."""
+        self.broker = state["broker"]
+        self.shadow = state["shadow"]
+        self.modes = state["modes"]
+        self.policy = state["policy"]
+        self.drawdown = state["drawdown"]
+        self.scorer = state["scorer"]
+        self.drift = state["drift"]
+        self.stats = state["stats"]
+        predictor = state["predictor"]
+        models = {}
+        for (symbol, tf), version in predictor["versions"].items():
+            if version is None:
+                continue
+            self.registry.discard_newer(symbol, tf, version)
+            loaded = self.registry.load_version(symbol, tf, version, FEATURE_SPEC.fingerprint)
+            if loaded is not None:
+                models[(symbol, tf)] = ModelSlot(loaded.model, version)
+        self.predictor.restore(predictor, models)

@@ -39,13 +39,17 @@ def backtest(
     db: Annotated[
         Path | None,
         typer.Option(
-            "--db", help="SQLite file for this run (default: a new file under data/backtests/)."
+            "--db",
+            help="SQLite file for this run (default: a new file under data/backtests/). "
+            "Run the same command again to resume an interrupted run.",
         ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run models, modes, retraining, paper broker and risk over a window; print the summary."""
-    from candlewise.backtest import BacktestRequest, run_backtest
+    from candlewise.backtest import BacktestRequest, Interrupted, run_backtest
+    from candlewise.shutdown import StopRequest
+    from candlewise.store.timestamps import ms_to_text
 
     if feed not in ("simulated", "replay"):
         raise UserError(f"unknown feed {feed!r} for a backtest", "use simulated or replay")
@@ -60,21 +64,32 @@ def backtest(
     path = db or Path("data/backtests") / (
         f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db"
     )
-    if path.exists():
-        raise UserError(f"{path} exists", "give a new --db path (each backtest gets its own file)")
+    resuming = path.exists()
     ctx = AppContext(config, f"sqlite:///{path}")
     chosen = split_symbols(symbols, ctx.config.symbols)
     ctx.start_logging()
     models_dir = str(path.with_suffix("")) + "_models"
     files = tuple(str(p) for p in data or ()) if feed == "replay" else ()
     request = BacktestRequest(tuple(chosen), days, seed, warmup_days, not no_retrain, files)
-    with progress_bar() as bar:
+    if resuming:
+        console.print(f"{path} exists: continuing the run it holds (or reporting it again)")
+    else:
+        console.print(f"Database: {path} (run the same command with --db {path} to resume)")
+    with StopRequest() as stop, progress_bar() as bar:
         task = bar.add_task("backtest", total=None)
 
         def progress(stage: str, done: int, total: int) -> None:
             bar.update(task, description=stage, completed=done, total=total or None)
 
-        report = run_backtest(ctx.config, ctx.engine, models_dir, request, progress)
+        try:
+            report = run_backtest(ctx.config, ctx.engine, models_dir, request, progress, stop)
+        except Interrupted as exc:
+            bar.stop()
+            console.print(
+                f"Stopped ({stop.signal_name}) at {ms_to_text(exc.cursor_ms)} UTC, checkpoint "
+                f"saved. Resume with the same command and --db {path}"
+            )
+            raise typer.Exit(130) from None
     fmt = "%Y-%m-%d %H:%M"
     window = (
         f"{datetime.fromtimestamp(report.start_ms / 1000, tz=UTC).strftime(fmt)} → "

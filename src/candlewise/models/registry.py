@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from candlewise.errors import UserError
 from candlewise.logging_setup import get_logger
@@ -200,6 +200,36 @@ class ModelRegistry:
         except ModelFileError as exc:
             log.error("[%s_%s] Model unusable, treated as missing: %s", symbol, timeframe, exc)
             return None
+
+    def load_version(
+        self, symbol: str, timeframe: str, version: int, expected_fingerprint: str | None
+    ) -> LoadedModel | None:
+        """A kept version (a resumed run reloads the versions it was using), or None (logged)."""
+        path = self.version_path(symbol, timeframe, version)
+        if not path.is_file():
+            log.error("[%s_%s] v%d has no model file (%s)", symbol, timeframe, version, path)
+            return None
+        try:
+            return load_model(path, expected_fingerprint=expected_fingerprint)
+        except ModelFileError as exc:
+            log.error("[%s_%s] v%d unusable: %s", symbol, timeframe, version, exc)
+            return None
+
+    def discard_newer(self, symbol: str, timeframe: str, version: int | None) -> list[int]:
+        """Forget versions above ``version`` (all when None): a run resumed from a checkpoint
+        taken before they were registered will register them again, under the same numbers."""
+        c = model_registry.c
+        where = (c.symbol == symbol) & (c.timeframe == timeframe)
+        if version is not None:
+            where &= c.version > version
+        with self.engine.begin() as conn:
+            dropped = [int(v) for v in conn.execute(select(c.version).where(where)).scalars()]
+            conn.execute(delete(model_registry).where(where))
+        for v in dropped:
+            self.version_path(symbol, timeframe, v).unlink(missing_ok=True)
+        if dropped and version is not None:
+            self.activate(symbol, timeframe, version)
+        return dropped
 
     def _prune(self, symbol: str, timeframe: str) -> None:
         """Delete version files beyond the newest ``keep_versions`` (never the active one)."""

@@ -76,6 +76,12 @@ class SignalAggregator:
     def update(self, prediction: TimeframePrediction) -> None:
         self._latest.setdefault(prediction.symbol, {})[prediction.timeframe] = prediction
 
+    def latest_state(self) -> dict[str, dict[str, TimeframePrediction]]:
+        return {symbol: dict(latest) for symbol, latest in self._latest.items()}
+
+    def restore_latest(self, latest: Mapping[str, Mapping[str, TimeframePrediction]]) -> None:
+        self._latest = {symbol: dict(p) for symbol, p in latest.items()}
+
     def set_calibrator(self, symbol: str, timeframe: str, calibrator: PlattCalibrator) -> None:
         self._calibrators[(symbol, timeframe)] = calibrator
 

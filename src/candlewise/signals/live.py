@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,24 @@ class LivePredictor:
         if out and self._log:
             self._log(f"[{symbol}] {len(out[0].timeframes_used)} timeframe predictions aggregated")
         return out
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue exactly: windows, latest predictions, versions
+        (the models themselves are files in the registry)."""
+        return {
+            "buffers": {k: list(b) for k, b in self._buffers.items()},
+            "latest": self._aggregator.latest_state(),
+            "versions": {k: s.version for k, s in self._models.items()},
+        }
+
+    def restore(
+        self, state: Mapping[str, Any], models: Mapping[tuple[str, str], ModelSlot]
+    ) -> None:
+        self._buffers = {
+            k: deque(rows, maxlen=self._window) for k, rows in state["buffers"].items()
+        }
+        self._aggregator.restore_latest(state["latest"])
+        self._models = dict(models)
 
     def _buffer(self, candle: Candle) -> deque[tuple[float, ...]]:
         key = (candle.symbol, candle.timeframe)

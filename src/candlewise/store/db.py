@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
 from candlewise.errors import UserError
 
@@ -93,11 +93,12 @@ def check_connection(engine: Engine) -> None:
     try:
         with engine.connect():
             pass
-    except OperationalError as exc:
+    except DatabaseError as exc:  # includes OperationalError (host, password, permissions)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise UserError(
             f"cannot open database {safe_url(str(engine.url))}: {reason}",
-            "check database.url in config.yaml or CANDLEWISE_DATABASE_URL",
+            "check database.url in config.yaml or CANDLEWISE_DATABASE_URL "
+            "(a file that is not a SQLite database is never overwritten)",
         ) from None
 
 

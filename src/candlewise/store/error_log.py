@@ -22,15 +22,23 @@ def record_error(
     timestamp: str | None = None,
 ) -> None:
     """One row; the message is redacted so that a secret in an exception never reaches disk."""
-    conn.execute(
-        insert(error_log).values(
-            timestamp=timestamp or now_text(),
-            error_type=error_type[:64],
-            message=redact(message),
-            symbol=symbol,
-            component=component,
-        )
-    )
+    conn.execute(insert(error_log), [error_row(error_type, message, symbol, component, timestamp)])
+
+
+def error_row(
+    error_type: str,
+    message: str,
+    symbol: str | None = None,
+    component: str | None = None,
+    timestamp: str | None = None,
+) -> dict[str, object]:
+    return {
+        "timestamp": timestamp or now_text(),
+        "error_type": error_type[:64],
+        "message": redact(message),
+        "symbol": symbol,
+        "component": component,
+    }
 
 
 def record_candle_issues(

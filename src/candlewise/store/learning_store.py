@@ -13,16 +13,18 @@ from candlewise.store.timestamps import ms_to_text
 
 
 def record_transition(conn: Connection, transition: ModeTransition) -> None:
-    conn.execute(
-        insert(learning_states).values(
-            symbol=transition.symbol,
-            timestamp=ms_to_text(transition.at_ms),
-            mode=str(transition.mode),
-            previous_mode=str(transition.previous),
-            confidence=transition.confidence,
-            reason=transition.reason,
-        )
-    )
+    conn.execute(insert(learning_states), [transition_row(transition)])
+
+
+def transition_row(transition: ModeTransition) -> dict[str, object]:
+    return {
+        "symbol": transition.symbol,
+        "timestamp": ms_to_text(transition.at_ms),
+        "mode": str(transition.mode),
+        "previous_mode": str(transition.previous),
+        "confidence": transition.confidence,
+        "reason": transition.reason,
+    }
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,21 @@ class RetrainAttempt:
 
 
 def record_retrain(conn: Connection, attempt: RetrainAttempt) -> None:
-    conn.execute(
-        insert(retraining_history).values(
-            symbol=attempt.symbol,
-            timeframe=attempt.timeframe,
-            triggered_at=ms_to_text(attempt.triggered_at_ms),
-            trigger_reason=attempt.trigger_reason,
-            completed_at=ms_to_text(attempt.completed_at_ms),
-            duration_s=attempt.duration_s,
-            success=attempt.success,
-            validation_confidence=attempt.validation_confidence,
-            val_accuracy=attempt.val_accuracy,
-            old_version=attempt.old_version,
-            new_version=attempt.new_version,
-            rejected_reason=attempt.rejected_reason,
-        )
-    )
+    conn.execute(insert(retraining_history), [retrain_row(attempt)])
+
+
+def retrain_row(attempt: RetrainAttempt) -> dict[str, object]:
+    return {
+        "symbol": attempt.symbol,
+        "timeframe": attempt.timeframe,
+        "triggered_at": ms_to_text(attempt.triggered_at_ms),
+        "trigger_reason": attempt.trigger_reason,
+        "completed_at": ms_to_text(attempt.completed_at_ms),
+        "duration_s": attempt.duration_s,
+        "success": attempt.success,
+        "validation_confidence": attempt.validation_confidence,
+        "val_accuracy": attempt.val_accuracy,
+        "old_version": attempt.old_version,
+        "new_version": attempt.new_version,
+        "rejected_reason": attempt.rejected_reason,
+    }

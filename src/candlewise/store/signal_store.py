@@ -17,34 +17,36 @@ from candlewise.store.timestamps import ms_to_text
 
 
 def record_predictions(conn: Connection, predictions: Iterable[TimeframePrediction]) -> int:
-    rows = [
-        {
-            "symbol": p.symbol,
-            "timeframe": p.timeframe,
-            "timestamp": ms_to_text(p.made_at),
-            "p_up": p.p_up,
-            "confidence": p.confidence,
-            "direction": p.direction,
-            "model_version": p.model_version,
-        }
-        for p in predictions
-    ]
+    rows = [prediction_row(p) for p in predictions]
     if rows:
         conn.execute(insert(timeframe_predictions), rows)
     return len(rows)
 
 
 def record_signals(conn: Connection, signals: Iterable[Signal], mode: str | None = None) -> int:
-    rows = [
-        {
-            "symbol": s.symbol,
-            "timestamp": ms_to_text(s.timestamp),
-            "confidence_score": s.confidence,
-            "direction": s.direction,
-            "mode": mode,
-        }
-        for s in signals
-    ]
+    rows = [signal_row(s, mode) for s in signals]
     if rows:
         conn.execute(insert(confidence_history), rows)
     return len(rows)
+
+
+def prediction_row(p: TimeframePrediction) -> dict[str, object]:
+    return {
+        "symbol": p.symbol,
+        "timeframe": p.timeframe,
+        "timestamp": ms_to_text(p.made_at),
+        "p_up": p.p_up,
+        "confidence": p.confidence,
+        "direction": p.direction,
+        "model_version": p.model_version,
+    }
+
+
+def signal_row(s: Signal, mode: str | None) -> dict[str, object]:
+    return {
+        "symbol": s.symbol,
+        "timestamp": ms_to_text(s.timestamp),
+        "confidence_score": s.confidence,
+        "direction": s.direction,
+        "mode": mode,
+    }

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -217,4 +218,33 @@ shadow_trades = Table(
     *_outcome_columns(),
     Index(None, "symbol", "exit_time"),
     comment="LEARNING-mode signals traded on paper only, scored like real trades.",
+)
+
+engine_runs = Table(
+    "engine_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("started_at", TIMESTAMP_TEXT, nullable=False),
+    Column("updated_at", TIMESTAMP_TEXT, nullable=False),
+    Column("finished_at", TIMESTAMP_TEXT),
+    Column("cursor_ms", BigInteger),
+    Column("cursor_time", TIMESTAMP_TEXT),
+    Column("pid", Integer),
+    Column("snapshot", LargeBinary),
+    comment="One row per engine run: its request and the checkpoint a restart resumes from.",
+)
+
+equity_history = Table(
+    "equity_history",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("engine_runs.id")),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("equity", Float, nullable=False),
+    Column("drawdown_percent", Float, nullable=False),
+    Index(None, "run_id", "timestamp"),
+    comment="Mark-to-market equity of the paper account, sampled every few candle minutes.",
 )

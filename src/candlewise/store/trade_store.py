@@ -7,7 +7,7 @@ Open positions are reloaded on start, which is how a restarted run resumes them.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from candlewise.store.tables import positions, shadow_trades, trade_outcomes
 from candlewise.store.timestamps import ms_to_text, text_to_ms
@@ -17,39 +17,60 @@ from candlewise.trading.positions import ClosedTrade, Position
 
 def record_open(conn: Connection, position: Position, mode: str) -> None:
     """One ``positions`` row with the broker's id (ids stay equal across a restart)."""
-    conn.execute(
-        insert(positions).values(
-            id=position.id,
-            symbol=position.symbol,
-            timeframe=position.timeframe,
-            side=position.side,
-            status="open",
-            mode=mode,
-            quantity=position.quantity,
-            entry_price=position.entry_price,
-            entry_time=ms_to_text(position.entry_time_ms),
-            stop_price=position.stop_price,
-            horizon_time=ms_to_text(position.horizon_ms),
-            fees=position.fees_paid,
-            confidence=position.confidence,
-        )
-    )
+    conn.execute(insert(positions), [open_row(position, mode)])
+
+
+def open_row(position: Position, mode: str) -> dict[str, object]:
+    return {
+        "id": position.id,
+        "symbol": position.symbol,
+        "timeframe": position.timeframe,
+        "side": position.side,
+        "status": "open",
+        "mode": mode,
+        "quantity": position.quantity,
+        "entry_price": position.entry_price,
+        "entry_time": ms_to_text(position.entry_time_ms),
+        "stop_price": position.stop_price,
+        "horizon_time": ms_to_text(position.horizon_ms),
+        "fees": position.fees_paid,
+        "confidence": position.confidence,
+    }
 
 
 def record_close(conn: Connection, trade: ClosedTrade) -> None:
-    conn.execute(
-        update(positions)
-        .where(positions.c.id == trade.position_id)
-        .values(
-            status="closed",
-            exit_price=trade.exit_price,
-            exit_time=ms_to_text(trade.exit_time_ms),
-            exit_reason=trade.exit_reason,
-            fees=trade.fees,
-            pnl=trade.pnl_absolute,
-        )
+    conn.execute(CLOSE_POSITION, [close_values(trade)])
+    conn.execute(insert(trade_outcomes), [outcome_row(trade)])
+
+
+#: The ``positions`` update of an exit, as one statement for executemany (see ``close_values``).
+CLOSE_POSITION = (
+    update(positions)
+    .where(positions.c.id == bindparam("b_id"))
+    .values(
+        status="closed",
+        exit_price=bindparam("b_exit_price"),
+        exit_time=bindparam("b_exit_time"),
+        exit_reason=bindparam("b_exit_reason"),
+        fees=bindparam("b_fees"),
+        pnl=bindparam("b_pnl"),
     )
-    conn.execute(insert(trade_outcomes), [{"position_id": trade.position_id, **_outcome(trade)}])
+)
+
+
+def close_values(trade: ClosedTrade) -> dict[str, object]:
+    return {
+        "b_id": trade.position_id,
+        "b_exit_price": trade.exit_price,
+        "b_exit_time": ms_to_text(trade.exit_time_ms),
+        "b_exit_reason": trade.exit_reason,
+        "b_fees": trade.fees,
+        "b_pnl": trade.pnl_absolute,
+    }
+
+
+def outcome_row(trade: ClosedTrade) -> dict[str, object]:
+    return {"position_id": trade.position_id, **_outcome(trade)}
 
 
 def _outcome(trade: ClosedTrade) -> dict[str, object]:
@@ -106,4 +127,8 @@ def open_positions(conn: Connection) -> list[Position]:
 
 def record_shadow(conn: Connection, trade: ClosedTrade) -> None:
     """A LEARNING-mode trade (never an order): scored like a real one, kept apart from it."""
-    conn.execute(insert(shadow_trades), [_outcome(trade)])
+    conn.execute(insert(shadow_trades), [shadow_row(trade)])
+
+
+def shadow_row(trade: ClosedTrade) -> dict[str, object]:
+    return _outcome(trade)
