@@ -49,10 +49,16 @@ def _ledger(output: str) -> str:
 
 
 def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Floats to 12 decimals: replay predicts in vectorised blocks that start where the run
+    (re)started, and a block's matrix products may differ from another's in the last bit
+    (~1e-16); every decision and the ledger are exactly equal."""
     con = sqlite3.connect(db)
     try:
         return {
-            table: con.execute(f"SELECT {cols} FROM {table} ORDER BY {cols}").fetchall()
+            table: [
+                tuple(round(v, 12) if isinstance(v, float) else v for v in row)
+                for row in con.execute(f"SELECT {cols} FROM {table} ORDER BY {cols}")
+            ]
             for table, cols in TABLES.items()
         }
     finally:

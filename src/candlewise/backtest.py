@@ -10,11 +10,13 @@ their trigger.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from candlewise.market.feed_factory import Feed, symbol_from_filename
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 from candlewise.market.validation import validate_frame
+from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
 from candlewise.signals.calibration_file import load_calibration
 from candlewise.signals.live import LivePredictor, ModelSlot
@@ -79,6 +82,8 @@ Progress = Callable[[str, int, int], None]
 #: recomputes.
 CHECKPOINT_MINUTES = 1440
 CHECKPOINT_SECONDS = 1.0
+#: Replay reads this many minutes of candles ahead to predict them in vectorised blocks.
+READ_AHEAD_MINUTES = 240
 RUN_KIND = "backtest"
 
 
@@ -130,6 +135,7 @@ def run_backtest(
         if not req.files:
             _simulate_history(store, symbols, req.seed, start, source, progress)
         untrained = _train(cfg, store, registry, models_dir, symbols, start, progress)
+        release_freed_memory()
         engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
         _warm_up(engine.predictor, store, symbols, start)
         snapshot = {
@@ -164,21 +170,41 @@ def run_backtest(
     engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
     total = (end - start) // MINUTE_MS
     current: int | None = None  # close time of the minute being handled
-    for candle in _feed(req, frames, symbols, cursor, end).candles():
-        if candle.close_time != current:
-            if current is not None:
-                _end_minute(engine, current, last_saved, checkpoint, stop)
-            current = candle.close_time
-            if progress and (current // MINUTE_MS) % 1000 == 0:
-                progress("replaying", (current - start) // MINUTE_MS, total)
-        closed = [candle, *aggregators[candle.symbol].add(candle)]
-        if not req.files:  # replayed files are stored already
-            engine.outbox.candles(closed, source)
-        engine.on_candles(closed)
+    feed = _feed(req, frames, symbols, cursor, end).candles()
+    while block := list(islice(feed, READ_AHEAD_MINUTES * len(symbols))):
+        _prime(engine.predictor, block, aggregators)
+        for candle in block:
+            if candle.close_time != current:
+                if current is not None:
+                    _end_minute(engine, current, last_saved, checkpoint, stop)
+                current = candle.close_time
+                if progress and (current // MINUTE_MS) % 1000 == 0:
+                    progress("replaying", (current - start) // MINUTE_MS, total)
+            closed = [candle, *aggregators[candle.symbol].add(candle)]
+            if not req.files:  # replayed files are stored already
+                engine.outbox.candles(closed, source)
+            engine.on_candles(closed)
     if current is not None:
         engine.end_minute(current)
     checkpoint(end, FINISHED)
     return _report(cfg, req, store, engine, run_id, snapshot)
+
+
+def _prime(
+    predictor: LivePredictor,
+    block: list[Candle],
+    aggregators: dict[str, TimeframeAggregator],
+) -> None:
+    """Tell the predictor which closes come next, per (symbol, timeframe), so that it predicts
+    them in one vectorised call. Read-ahead only: copies of the aggregators produce the higher
+    closes, the real ones still see each candle when the engine does."""
+    upcoming: dict[tuple[str, str], list[Candle]] = {}
+    ahead = {s: copy.deepcopy(a) for s, a in aggregators.items()}
+    for candle in block:
+        for bar in (candle, *ahead[candle.symbol].add(candle)):
+            upcoming.setdefault((bar.symbol, bar.timeframe), []).append(bar)
+    for (symbol, timeframe), bars in upcoming.items():
+        predictor.prime(symbol, timeframe, bars)
 
 
 def _end_minute(

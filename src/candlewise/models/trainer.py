@@ -39,6 +39,7 @@ from candlewise.models.calibration import (
     expected_calibration_error,
     fit_temperature,
 )
+from candlewise.models.fused_adamw import FusedAdamW
 from candlewise.models.network import DirectionNet, TrainedModel
 
 __all__ = [
@@ -281,8 +282,8 @@ def _fit(
     """The epoch loop; returns the kept state and {epochs_run, best_epoch, reason}."""
     net = build_network(xt.shape[1], config)
     # fused: one kernel for all parameters instead of a Python loop (~20 % faster per epoch)
-    optimiser = torch.optim.AdamW(
-        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True
+    optimiser = FusedAdamW(
+        net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     generator = torch.Generator().manual_seed(config.seed)
@@ -300,7 +301,7 @@ def _fit(
         order = torch.randperm(n_train, generator=generator)
         for start in range(0, n_train, config.batch_size):
             idx = order[start : start + config.batch_size]
-            optimiser.zero_grad(set_to_none=True)
+            optimiser.zero_grad()
             loss = loss_fn(net(xt[idx]), yt[idx])
             (loss / idx.numel()).backward()
             optimiser.step()

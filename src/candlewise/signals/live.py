@@ -9,6 +9,7 @@ goes to the others (and a symbol with none stays without signal, i.e. in LEARNIN
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from candlewise.market.candle import Candle
 from candlewise.models.calibration import PlattCalibrator
 from candlewise.models.trainer import TrainedModel
 from candlewise.signals.aggregate import Signal, SignalAggregator, TimeframePrediction
+from candlewise.signals.block_predictor import CandleColumns, predict_block
 
 Log = Callable[[str], None]
 
@@ -46,6 +48,10 @@ class LivePredictor:
         self._window = FEATURE_SPEC.window
         self._buffers: dict[tuple[str, str], deque[tuple[float, ...]]] = {}
         self._log = log
+        # Replay read-ahead (``prime``): the next closes per key, and their P(up) computed in
+        # one vectorised call by the model they were computed with.
+        self._ahead: dict[tuple[str, str], deque[Candle]] = {}
+        self._ahead_p: dict[tuple[str, str], tuple[TrainedModel, deque[float]]] = {}
 
     def set_model(self, symbol: str, timeframe: str, slot: ModelSlot | None) -> None:
         """Swap a model in (after a retrain) or out (file unusable)."""
@@ -62,16 +68,33 @@ class LivePredictor:
         for candle in candles:
             self._buffer(candle).append(_row(candle))
 
+    def prime(self, symbol: str, timeframe: str, upcoming: Sequence[Candle]) -> None:
+        """Replay only: the next closes of one (symbol, timeframe), known ahead of time.
+
+        ``on_close`` then takes their predictions from one vectorised ``predict_block`` call
+        instead of computing them one by one (same values, ~1 µs instead of ~90 µs a close);
+        each still uses only its own window, and a model swapped in between (a retrain)
+        recomputes the rest with the new model. Candles that arrive otherwise fall back to the
+        one-by-one path.
+        """
+        key = (symbol, timeframe)
+        self._ahead[key] = deque(upcoming)
+        self._ahead_p.pop(key, None)
+
     def on_close(self, candle: Candle) -> TimeframePrediction | None:
         """Record a closed candle; return its timeframe model's prediction, if it can make one."""
+        key = (candle.symbol, candle.timeframe)
         buffer = self._buffer(candle)
+        slot = self._models.get(key)
+        primed = self._from_block(key, candle, buffer, slot)
         buffer.append(_row(candle))
-        slot = self._models.get((candle.symbol, candle.timeframe))
         if slot is None or len(buffer) < self._window:
             return None
-        columns = np.array(buffer, dtype=np.float64).T.copy()  # rows contiguous, as _block needs
-        x = window_features(*columns)
-        p_up = float(slot.model.predict_proba(x)[0])
+        if primed is not None:
+            p_up = primed
+        else:
+            columns = np.array(buffer, dtype=np.float64).T.copy()  # rows contiguous for _block
+            p_up = float(slot.model.predict_proba(window_features(*columns))[0])
         prediction = TimeframePrediction(
             candle.symbol, candle.timeframe, candle.close_time, p_up, slot.version
         )
@@ -92,6 +115,38 @@ class LivePredictor:
         if out and self._log:
             self._log(f"[{symbol}] {len(out[0].timeframes_used)} timeframe predictions aggregated")
         return out
+
+    def _from_block(
+        self,
+        key: tuple[str, str],
+        candle: Candle,
+        buffer: deque[tuple[float, ...]],
+        slot: ModelSlot | None,
+    ) -> float | None:
+        """The primed prediction of ``candle`` (called before it joins ``buffer``), if any."""
+        ahead = self._ahead.get(key)
+        if not ahead:
+            return None
+        if ahead[0].open_time != candle.open_time:  # not the candle primed: drop the read-ahead
+            del self._ahead[key]
+            self._ahead_p.pop(key, None)
+            return None
+        ahead.popleft()
+        if slot is None:
+            self._ahead_p.pop(key, None)
+            return None
+        cached = self._ahead_p.get(key)
+        if cached is None or cached[0] is not slot.model:
+            history = (
+                CandleColumns(*np.array(buffer, dtype=np.float64).T)
+                if buffer
+                else CandleColumns.empty()
+            )
+            block = CandleColumns.from_candles([candle, *ahead])
+            p_up = predict_block(history, block, slot.model)
+            cached = self._ahead_p[key] = (slot.model, deque(p_up.tolist()))
+        value = cached[1].popleft()
+        return None if math.isnan(value) else value
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs to continue exactly: windows, latest predictions, versions
