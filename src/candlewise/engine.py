@@ -38,8 +38,8 @@ from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.drift import DriftMonitor
 from candlewise.learning.modes import Mode, ModeMachine, format_trading_signal, format_transition
 from candlewise.learning.retrain_policy import (
-    RetrainJob,
     RetrainPolicy,
+    format_failed,
     format_started,
     format_succeeded,
     format_triggered,
@@ -49,7 +49,7 @@ from candlewise.learning.scoring import PredictionScorer
 from candlewise.logging_setup import get_logger
 from candlewise.market.candle import Candle
 from candlewise.models.registry import ModelRegistry
-from candlewise.retraining import retrain
+from candlewise.retrain_worker import InlineRetrainer, Retrainer, RetrainOutcome
 from candlewise.risk.drawdown import DrawdownGuard
 from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.signals.live import LivePredictor, ModelSlot
@@ -96,6 +96,7 @@ class TradingEngine:
         outbox: Outbox | None = None,
         checkpoint: Checkpoint | None = None,
         run_id: int | None = None,
+        retrainer: Retrainer | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -117,6 +118,7 @@ class TradingEngine:
         self.run_id = run_id
         self._checkpoint = checkpoint if checkpoint is not None else self.flush
         self._flavour = "live" if cfg.live_trading.mode == "live" else "paper"
+        self.retrainer: Retrainer = retrainer or InlineRetrainer(store, registry, cfg)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -245,68 +247,64 @@ class TradingEngine:
     # --- retraining ----------------------------------------------------------------------------
 
     def run_retrains(self, now: int) -> None:
-        """Run the queued retrains inline, each between two checkpoints (see the module doc)."""
+        """Start the queued retrains and apply the finished ones.
+
+        Inline (replay): each runs now, between two checkpoints (see the module doc). In a
+        worker process (live): they start now and are applied at a later minute, as they
+        finish; the event loop never waits for one.
+        """
+        self._apply(self.retrainer.poll(), now)
         while self.policy.pending():
             self._checkpoint(now)  # the retrain reads stored candles; a crash redoes it
             job = self.policy.next_job()
             assert job is not None
-            accepted = False
-            try:
-                accepted = self._retrain(job, now)
-            finally:  # a failed retrain must not leave the model stuck as "running"
-                self.policy.on_retrain_finished(job.symbol, job.timeframe, now, accepted)
-            if accepted and (job.symbol, job.timeframe) in self.drift:
-                self.drift[(job.symbol, job.timeframe)].reset(now)  # a new model, a new baseline
-            self._checkpoint(now)
+            log.info("%s", format_started(job))
+            self.stats.retrains[job.reason] = self.stats.retrains.get(job.reason, 0) + 1
+            self.retrainer.submit(job, now, self.predictor.model_slot(job.symbol, job.timeframe))
+            self._apply(self.retrainer.poll(), now)
 
-    def _retrain(self, job: RetrainJob, now: int) -> bool:
-        log.info("%s", format_started(job))
-        self.stats.retrains[job.reason] = self.stats.retrains.get(job.reason, 0) + 1
-        slot = self.predictor.model_slot(job.symbol, job.timeframe)
-        result = retrain(
-            self.store,
-            self.registry,
-            self.cfg,
-            job.symbol,
-            job.timeframe,
-            now,
-            slot.model if slot else None,
-        )
-        if result.accepted and result.challenger is not None:
-            self.stats.retrains_accepted += 1
-            self.predictor.set_model(
-                job.symbol, job.timeframe, ModelSlot(result.challenger, result.new_version)
+    def _apply(self, outcomes: list[RetrainOutcome], now: int) -> None:
+        for outcome in outcomes:
+            job, result = outcome.job, outcome.result
+            self.policy.on_retrain_finished(job.symbol, job.timeframe, now, outcome.accepted)
+            slot = outcome.slot
+            if slot is not None:
+                self.stats.retrains_accepted += 1
+                self.predictor.set_model(job.symbol, job.timeframe, slot)
+                if (job.symbol, job.timeframe) in self.drift:  # a new model, a new baseline
+                    self.drift[(job.symbol, job.timeframe)].reset(now)
+                confidence = result.val_confidence if result else None
+                line = format_succeeded(
+                    job.symbol, job.timeframe, confidence or 0.0, outcome.duration_s
+                )
+            elif result is None:
+                line = format_failed(
+                    job.symbol, job.timeframe, outcome.error or "unknown", outcome.duration_s
+                )
+            else:
+                line = (
+                    f"✗ [{model_name(job.symbol, job.timeframe)}] Retraining rejected: "
+                    f"{result.reason}, Duration: {outcome.duration_s:.1f}s; "
+                    "keeping the current model"
+                )
+            log.info("%s", line)
+            self.outbox.retrain(
+                RetrainAttempt(
+                    job.symbol,
+                    job.timeframe,
+                    str(job.reason),
+                    job.triggered_at_ms,
+                    now,
+                    outcome.duration_s,
+                    outcome.accepted,
+                    result.val_confidence if result else None,
+                    result.val_accuracy if result else None,
+                    outcome.champion_version,
+                    result.new_version if result else None,
+                    None if outcome.accepted else (result.reason if result else outcome.error),
+                )
             )
-            log.info(
-                "%s",
-                format_succeeded(
-                    job.symbol, job.timeframe, result.val_confidence or 0.0, result.duration_s
-                ),
-            )
-        else:
-            log.info(
-                "✗ [%s] Retraining rejected: %s, Duration: %.1fs; keeping the current model",
-                model_name(job.symbol, job.timeframe),
-                result.reason,
-                result.duration_s,
-            )
-        self.outbox.retrain(
-            RetrainAttempt(
-                job.symbol,
-                job.timeframe,
-                str(job.reason),
-                job.triggered_at_ms,
-                now,
-                result.duration_s,
-                result.accepted,
-                result.val_confidence,
-                result.val_accuracy,
-                slot.version if slot else None,
-                result.new_version,
-                None if result.accepted else result.reason,
-            )
-        )
-        return result.accepted
+            self._checkpoint(now)
 
     # --- durability ----------------------------------------------------------------------------
 
@@ -343,6 +341,7 @@ class TradingEngine:
         self.scorer = state["scorer"]
         self.drift = state["drift"]
         self.stats = state["stats"]
+        self.policy.requeue_running()  # retrains a worker had not finished: start them again
         predictor = state["predictor"]
         models = {}
         for (symbol, tf), version in predictor["versions"].items():

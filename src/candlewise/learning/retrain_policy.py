@@ -170,6 +170,13 @@ class RetrainPolicy:
         self._learning_streak[key] = 0
         return job
 
+    def requeue_running(self) -> None:
+        """After a restart: retrains that were running (in a worker) are queued again, first."""
+        for key, job in reversed(list(self._running.items())):
+            self._queue[key] = job
+            self._queue.move_to_end(key, last=False)
+        self._running.clear()
+
     def restore_cooldown(self, symbol: str, tf: str, finished_at_ms: int) -> None:
         """After a restart: the model's last retrain (from the store) ended at this time."""
         key = _key(symbol, tf)

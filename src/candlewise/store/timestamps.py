@@ -8,11 +8,15 @@ The same text sorts chronologically on PostgreSQL too.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
+@lru_cache(maxsize=8192)
 def ms_to_text(ms: int) -> str:
+    """Cached: a replay formats each candle time several times (candle, prediction, signal,
+    trade rows), and a minute's text never changes."""
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime(FORMAT)
 
 

@@ -1,0 +1,32 @@
+"""The log files: the guide's line format, rotation by size, errors also in error.log."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from candlewise.config import LoggingConfig
+from candlewise.logging_setup import configure_logging, get_logger
+
+
+def test_lines_have_the_guides_format_and_files_rotate_by_size(tmp_path: Path) -> None:
+    cfg = LoggingConfig(max_bytes=10_000, backup_count=2)
+    configure_logging(tmp_path, cfg, console=False)
+    log = get_logger("test")
+    for i in range(600):
+        log.info("[BTC/USDT @ 1h] Candle closed: O=%d.00 C=%d.50", i, i)
+    log.error("[ETH/USDT] Error handling candle at 1: boom")
+    main = tmp_path / "production_deployment.log"
+    files = sorted(tmp_path.glob("production_deployment.log*"))
+    assert [f.name for f in files] == [
+        "production_deployment.log",
+        "production_deployment.log.1",
+        "production_deployment.log.2",
+    ]
+    assert all(f.stat().st_size <= 10_000 for f in files)
+    assert re.fullmatch(
+        r"\[\d\d:\d\d:\d\d\] \[ETH/USDT\] Error handling candle at 1: boom\n",
+        main.read_text().splitlines(keepends=True)[-1],
+    )
+    assert "C=599.50" in main.read_text()
+    assert (tmp_path / "error.log").read_text().count("\n") == 1
