@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from candlewise.cli.main import run
 
@@ -106,3 +107,24 @@ def test_replay_of_a_candle_file_trains_only_on_what_precedes_the_window(
     assert run(argv) == 2
     assert "file not found: typo.csv" in capsys.readouterr().err
     assert not (workdir / "data" / "typo.db").exists()
+
+
+def test_a_window_starting_mid_day_still_closes_that_days_higher_candles(
+    sqlite_engine: Engine,
+) -> None:
+    from candlewise.backtest import _aggregators
+    from candlewise.ingest import ingest_frame
+    from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
+
+    day = market_at(["BTC/USDT"], 5, HISTORY_ORIGIN_MS).generate(1440)["BTC/USDT"]
+    frame = day.to_frame().drop(columns="regime")
+    noon = HISTORY_ORIGIN_MS + 720 * 60_000
+    ingest_frame(sqlite_engine, frame.iloc[:720], "BTC/USDT", "1m", "simulated:5")
+    aggregator = _aggregators(sqlite_engine, ["BTC/USDT"], noon)["BTC/USDT"]
+    closed = [bar for c in day.candles()[720:] for bar in aggregator.add(c)]
+    daily = [bar for bar in closed if bar.timeframe == "1d"]
+    assert len(daily) == 1 and daily[0].open_time == HISTORY_ORIGIN_MS
+    assert daily[0].open == frame["open"].iloc[0] and daily[0].close == frame["close"].iloc[-1]
+    assert daily[0].high == frame["high"].max() and daily[0].volume == pytest.approx(
+        frame["volume"].sum()
+    )

@@ -139,7 +139,7 @@ def run_backtest(
         engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
         _warm_up(engine.predictor, store, symbols, start)
         snapshot = {
-            "aggregators": {s: TimeframeAggregator(s) for s in symbols},
+            "aggregators": _aggregators(store, symbols, start),
             "untrained": untrained,
             "window": (start, end),
         }
@@ -356,6 +356,25 @@ def _predictor(
     return LivePredictor(
         cfg.timeframes.weights, models, calibrators, log=lambda line: log.info("%s", line)
     )
+
+
+def _aggregators(
+    store: Engine, symbols: Sequence[str], start: int
+) -> dict[str, TimeframeAggregator]:
+    """Aggregators that already hold the stored minutes of the buckets open at ``start`` (from
+    the UTC day's start): a window starting mid-day still closes that day's higher candles,
+    instead of leaving a one-candle gap in every higher timeframe's window."""
+    day_start = start - start % DAY_MS
+    out = {}
+    with store.connect() as conn:
+        for symbol in symbols:
+            frame = candle_store.load_frame(conn, symbol, "1m", day_start, start)
+            aggregator = out[symbol] = TimeframeAggregator(symbol)
+            aggregator.prime(
+                Candle(symbol, "1m", int(r[0]), *map(float, r[1:]))
+                for r in frame.itertuples(index=False)
+            )
+    return out
 
 
 def _warm_up(predictor: LivePredictor, store: Engine, symbols: Sequence[str], start: int) -> None:
