@@ -55,6 +55,7 @@ from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store.learning_store import RetrainAttempt
 from candlewise.store.outbox import Outbox
+from candlewise.store.retrain_requests import take_requests
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.trading.positions import ClosedTrade, closed_line
@@ -305,6 +306,16 @@ class TradingEngine:
                 )
             )
             self._checkpoint(now)
+
+    def take_manual_requests(self, now: int, symbols: Sequence[str]) -> int:
+        """Queue the ``candlewise retrain`` requests for ``symbols`` (a live driver calls this
+        at minute ends; replays do not, they are reproducible experiments)."""
+        with self.store.begin() as conn:
+            requests = take_requests(conn, symbols, self.run_id)
+        for symbol, timeframe in requests:
+            decision = self.policy.request_manual(symbol, timeframe, now)
+            log.info("%s", format_triggered(decision))
+        return len(requests)
 
     # --- durability ----------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from candlewise.cli import (
     demo_cmd,
     evaluate_cmd,
     models_cmd,
+    retrain_cmd,
     store_cmd,
 )
 from candlewise.cli.context import err_console
@@ -43,6 +44,7 @@ app.add_typer(models_cmd.app, name="models")
 app.command("train")(models_cmd.train)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("backtest")(backtest_cmd.backtest)
+app.command("retrain")(retrain_cmd.retrain_command)
 app.command("demo")(demo_cmd.demo)
 
 

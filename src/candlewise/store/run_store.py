@@ -63,6 +63,15 @@ def latest_run(conn: Connection, kind: str | None = None) -> RunRecord | None:
     return None if row is None else _record(row)
 
 
+def running_deployments(conn: Connection) -> list[RunRecord]:
+    """Live engine runs marked running (not backtests); the caller checks their process."""
+    c = engine_runs.c
+    rows = conn.execute(
+        select(engine_runs).where(c.status == RUNNING, c.kind != "backtest").order_by(c.id)
+    ).mappings()
+    return [_record(row) for row in rows]
+
+
 def create_run(conn: Connection, kind: str, params: Mapping[str, Any]) -> int:
     now = now_text()
     result = conn.execute(

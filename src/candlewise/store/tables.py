@@ -248,3 +248,17 @@ equity_history = Table(
     Index(None, "run_id", "timestamp"),
     comment="Mark-to-market equity of the paper account, sampled every few candle minutes.",
 )
+
+retrain_requests = Table(
+    "retrain_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("symbol", String(32), nullable=False),
+    Column("timeframe", String(4), nullable=False),
+    Column("requested_at", TIMESTAMP_TEXT, nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("run_id", Integer, ForeignKey("engine_runs.id")),
+    Column("taken_at", TIMESTAMP_TEXT),
+    Index(None, "status"),
+    comment="Manual retrains asked for with 'candlewise retrain' while a deployment runs.",
+)

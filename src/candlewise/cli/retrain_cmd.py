@@ -1,0 +1,136 @@
+"""``candlewise retrain --symbol S --interval TF``: the ``manual`` retrain trigger.
+
+With a deployment running (an ``engine_runs`` row whose process is alive) the request goes
+through the store and that engine queues it at its next minute (cooldown bypassed, like every
+manual trigger). Otherwise the model is retrained here and now: a challenger on the stored
+candles, champion/challenger against the active model, a ``retraining_history`` row either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+
+from candlewise.cli.context import AppContext, console
+from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
+from candlewise.errors import UserError
+
+SymbolOpt = typer.Option("--symbol", help="e.g. BTC/USDT")
+IntervalOpt = typer.Option("--interval", help="The model's timeframe, e.g. 1h.")
+
+
+def retrain_command(
+    symbol: str = SymbolOpt,
+    interval: str = IntervalOpt,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Retrain one model now (or ask the running deployment to): the manual trigger."""
+    from candlewise.store.retrain_requests import request_retrain
+    from candlewise.store.run_store import running_deployments
+
+    check_symbol(symbol)
+    check_timeframe(interval)
+    ctx = AppContext(config, db)
+    if interval not in ctx.config.timeframes.names:
+        raise UserError(
+            f"{interval} is not a configured timeframe ({', '.join(ctx.config.timeframes.names)})",
+            "add it under timeframes.intervals in config.yaml",
+        )
+    ctx.start_logging()
+    with ctx.engine.begin() as conn:
+        live = [r for r in running_deployments(conn) if _alive(r.pid)]
+        if live:
+            request_retrain(conn, symbol, interval)
+    if live:
+        console.print(
+            f"✓ Retrain of {symbol}_{interval} requested: the running deployment "
+            f"(run {live[0].id}, pid {live[0].pid}) starts it at its next candle close"
+        )
+        return
+    _retrain_here(ctx, symbol, interval)
+
+
+def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
+    from candlewise.features.spec import FEATURE_SPEC
+    from candlewise.learning.retrain_policy import (
+        RetrainJob,
+        RetrainReason,
+        format_started,
+        format_succeeded,
+    )
+    from candlewise.logging_setup import get_logger
+    from candlewise.models.registry import ModelRegistry
+    from candlewise.retraining import retrain
+    from candlewise.store import candle_store
+    from candlewise.store.learning_store import RetrainAttempt, record_retrain
+    from candlewise.timeframes import TIMEFRAME_MS
+
+    log = get_logger("retrain")
+    cfg = ctx.config
+    with ctx.engine.connect() as conn:
+        last = candle_store.load_frame(conn, symbol, interval, limit=1)
+    if last.empty:
+        raise UserError(
+            f"no {symbol} {interval} candles stored",
+            f"get some first: candlewise data download --symbol {symbol} --timeframe 1m",
+        )
+    known_at = int(last["timestamp"].iloc[-1]) + TIMEFRAME_MS[interval]
+    registry = ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
+    champion = registry.load_active(symbol, interval, FEATURE_SPEC.fingerprint)
+    now_ms = int(time.time() * 1000)
+    job = RetrainJob(symbol, interval, RetrainReason.MANUAL, now_ms)
+    for line in (format_started(job),):
+        log.info("%s", line)
+        console.print(line)
+    result = retrain(
+        ctx.engine, registry, cfg, symbol, interval, known_at, champion.model if champion else None
+    )
+    if result.accepted:
+        line = format_succeeded(symbol, interval, result.val_confidence or 0.0, result.duration_s)
+    else:
+        line = (
+            f"✗ [{symbol}_{interval}] Retraining rejected: {result.reason}, "
+            f"Duration: {result.duration_s:.1f}s; keeping the current model"
+        )
+    log.info("%s", line)
+    console.print(line)
+    with ctx.engine.begin() as conn:
+        record_retrain(
+            conn,
+            RetrainAttempt(
+                symbol,
+                interval,
+                RetrainReason.MANUAL.value,
+                now_ms,
+                int(time.time() * 1000),
+                result.duration_s,
+                result.accepted,
+                result.val_confidence,
+                result.val_accuracy,
+                champion.version if champion else None,
+                result.new_version,
+                None if result.accepted else result.reason,
+            ),
+        )
+    if result.challenger is None:  # nothing could be trained: the data is the problem
+        raise UserError(
+            f"{symbol}_{interval} could not be retrained: {result.reason}",
+            f"store more candles first: candlewise data download --symbol {symbol} "
+            "--timeframe 1m --days 30",
+        )
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
