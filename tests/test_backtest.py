@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from candlewise.cli.main import run
+from tests.conftest import SHARED, needs_shared
 
 LOW_THRESHOLD = (
     "symbols: [BTC/USDT]\ncontinuous_learning:\n  confidence:\n"
@@ -102,7 +103,8 @@ def test_replay_of_a_candle_file_trains_only_on_what_precedes_the_window(
     assert train_end < "2025-01-10 12:00:00"  # no model saw the replayed window
     assert signals >= 720
     assert run(["backtest", "--feed", "replay", "--db", "data/none.db"]) == 2
-    assert "--feed replay needs the candles to replay" in capsys.readouterr().err
+    assert "no stored candles to replay: data/trading.db does not exist" in capsys.readouterr().err
+    assert not (workdir / "data" / "none.db").exists()
     argv = ["backtest", "--feed", "replay", "--data", "typo.csv", "--db", "data/typo.db"]
     assert run(argv) == 2
     assert "file not found: typo.csv" in capsys.readouterr().err
@@ -128,3 +130,160 @@ def test_a_window_starting_mid_day_still_closes_that_days_higher_candles(
     assert daily[0].high == frame["high"].max() and daily[0].volume == pytest.approx(
         frame["volume"].sum()
     )
+
+
+def _ledger(out: str) -> str:
+    return re.search(r"^Ledger: ([0-9a-f]{64})$", out, re.M).group(1)  # type: ignore[union-attr]
+
+
+def _import(file: str, symbol: str, config: str) -> list[str]:
+    return ["data", "import", file, "--symbol", symbol, "--timeframe", "1m", "--config", config]
+
+
+def _eth_file(workdir: Path, days: float) -> str:
+    """A file of 1m ETH/USDT candles from 2025-01-01 (as an exchange export would be)."""
+    from candlewise.market.simulated import market_at
+
+    frame = market_at(["ETH/USDT"], 5, 1_735_689_600_000).generate(int(days * 1440))["ETH/USDT"]
+    frame.to_frame().drop(columns="regime").to_csv(workdir / "ETH_USDT-1m.csv", index=False)
+    return "ETH_USDT-1m.csv"
+
+
+@pytest.mark.timeout(300)
+def test_from_to_on_the_simulated_feed_is_the_window_of_warmup_days(workdir: Path, capsys) -> None:
+    (workdir / "low.yaml").write_text(LOW_THRESHOLD)
+    common = ["backtest", "--config", "low.yaml", "--seed", "3", "--no-retrain"]
+    argv = [*common, "--from", "2024-01-13", "--to", "2024-01-13 06:00", "--days", "9",
+            "--warmup-days", "30", "--db", "data/ft.db"]  # fmt: skip  # both ignored
+    assert run(argv) == 0
+    by_dates = capsys.readouterr().out
+    argv = [*common, "--warmup-days", "12", "--days", "0.25", "--db", "data/wd.db"]
+    assert run(argv) == 0
+    by_days = capsys.readouterr().out
+    window = "Backtest (simulated market, seed 3): BTC/USDT, 2024-01-13 00:00 → 2024-01-13 06:00"
+    assert window in by_dates and window in by_days
+    assert int(re.search(r"Trades: (\d+)", by_dates).group(1)) > 0  # type: ignore[union-attr]
+    assert _ledger(by_dates) == _ledger(by_days)
+
+
+def test_from_to_and_days_make_the_window() -> None:
+    from candlewise.backtest_request import BacktestRequest, _window
+
+    day, hour = 86_400_000, 3_600_000
+    t0 = 1_704_067_200_000 + 20 * day  # 2024-01-21, 20 days after the simulated origin
+
+    def window(**kw: object) -> tuple[int, int]:
+        return _window(BacktestRequest(("BTC/USDT",), 0.5, 1, **kw), None, {})  # type: ignore[arg-type]
+
+    assert window(start_ms=t0, end_ms=t0 + hour) == (t0, t0 + hour)  # --days ignored
+    assert window(start_ms=t0) == (t0, t0 + 12 * hour)
+    assert window(end_ms=t0) == (t0 - 12 * hour, t0)
+    assert window(warmup_days=20.0) == (t0, t0 + 12 * hour)
+    coverage = {"BTC/USDT": (t0 - 5 * day, t0 + day)}  # replay: the data's last --days
+    assert _window(BacktestRequest(("BTC/USDT",), 0.5, 1), coverage, {}) == (
+        t0 + 12 * hour,
+        t0 + day,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_replay_of_stored_candles_is_the_replay_of_their_file(workdir: Path, capsys) -> None:
+    from candlewise.backtest import BacktestRequest, Interrupted, run_backtest
+    from candlewise.cli.context import AppContext
+
+    name = _eth_file(workdir, 10)
+    (workdir / "low.yaml").write_text(LOW_THRESHOLD.replace("BTC/USDT", "ETH/USDT"))
+    assert run(_import(name, "ETH/USDT", "low.yaml")) == 0
+    window = ["--from", "2025-01-09T18:00", "--to", "2025-01-10T00:00"]
+    common = ["backtest", "--config", "low.yaml", "--feed", "replay", *window, "--no-retrain"]
+    assert run([*common, "--db", "data/stored.db"]) == 0
+    stored = capsys.readouterr().out
+    assert run([*common, "--data", name, "--db", "data/file.db"]) == 0
+    from_file = capsys.readouterr().out
+    assert "Backtest (replay of the candles stored in data/trading.db): ETH/USDT, " in stored
+    assert "ETH/USDT, 2025-01-09 18:00 → 2025-01-10 00:00 UTC" in stored
+    assert int(re.search(r"Trades: (\d+)", stored).group(1)) > 0  # type: ignore[union-attr]
+    assert _ledger(stored) == _ledger(from_file)
+    con = sqlite3.connect(workdir / "data" / "stored.db")
+    try:  # the history and the window were copied, nothing after it
+        first, last, sources = con.execute(
+            "SELECT MIN(timestamp), MAX(timestamp), GROUP_CONCAT(DISTINCT source) FROM candles "
+            "WHERE timeframe = '1m'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert (first, last, sources) == ("2025-01-01 00:00:00", "2025-01-09 23:59:00", "replay")
+
+    # stopped after an hour of replay, then resumed (the window is read back from the run's
+    # own copy): the ledger of the uninterrupted run
+    ctx = AppContext(Path("low.yaml"), "sqlite:///data/resumed.db")
+    request = BacktestRequest(
+        ("ETH/USDT",), 7, 1, retrain=False, start_ms=1_736_445_600_000,  # 2025-01-09 18:00
+        end_ms=1_736_467_200_000, replay_url="sqlite:///data/trading.db",
+    )  # fmt: skip
+    minutes = iter(range(10**6))
+    with pytest.raises(Interrupted):
+        run_backtest(ctx.config, ctx.engine, "data/resumed_models", request,
+                     stop=lambda: next(minutes) >= 60)  # fmt: skip
+    (workdir / "data" / "trading.db").unlink()  # not needed any more
+    report = run_backtest(ctx.config, ctx.engine, "data/resumed_models", request)
+    assert report.ledger == _ledger(stored)
+    ctx.engine.dispose()
+
+
+@needs_shared
+@pytest.mark.timeout(300)
+def test_replay_of_stored_real_candles_is_the_replay_of_the_real_file(
+    workdir: Path, capsys
+) -> None:
+    real = str(SHARED / "data" / "candles" / "BTC_USDT-1m.csv.gz")  # type: ignore[operator]
+    (workdir / "low.yaml").write_text(LOW_THRESHOLD)
+    assert run(_import(real, "BTC/USDT", "low.yaml")) == 0
+    common = ["backtest", "--config", "low.yaml", "--feed", "replay", "--to", "2025-05-30 06:00",
+              "--days", "0.25", "--no-retrain"]  # fmt: skip
+    assert run([*common, "--db", "data/stored.db"]) == 0
+    stored = capsys.readouterr().out
+    assert run([*common, "--data", real, "--db", "data/file.db"]) == 0
+    from_file = capsys.readouterr().out
+    assert "BTC/USDT, 2025-05-30 00:00 → 2025-05-30 06:00 UTC" in stored
+    assert _ledger(stored) == _ledger(from_file)
+
+
+@pytest.mark.timeout(120)
+def test_bad_windows_and_missing_candles_exit_2_and_leave_no_run_database(
+    workdir: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = _eth_file(workdir, 2)  # 2025-01-01 00:00 → 2025-01-03 00:00
+    (workdir / "eth.yaml").write_text("symbols: [ETH/USDT]\n")
+    cases = [
+        (["--from", "2024-01-01T12:00"], "the first models need at least a day"),
+        (["--to", "2024-01-05", "--days", "4"], "pick --to 2024-01-06 or later, or fewer --days"),
+        (["--from", "2024-05-02", "--to", "2024-05-01"], "is not before --to 2024-05-01"),
+        (["--from", "yesterday"], "--from 'yesterday' is not a UTC date or minute"),
+        (["--feed", "replay"], "no stored candles to replay: data/trading.db does not exist"),
+        (["--feed", "replay", "--data", name, "--from", "2025-01-02T12:00"],
+         "does not fit the candles of ETH_USDT-1m.csv, which cover 2025-01-01 00:00 → "
+         "2025-01-03 00:00 UTC"),
+        (["--feed", "replay", "--data", name, "--days", "2"], "pass fewer --days"),
+    ]  # fmt: skip
+    stored = [
+        (["--feed", "replay", "--symbols", "ETH/USDT,SOL/USDT"],
+         "no 1m candles of SOL/USDT are stored in data/trading.db"),
+        (["--feed", "replay", "--from", "2024-12-31", "--to", "2025-01-02"],
+         "does not fit the candles of ETH/USDT stored in data/trading.db"),
+        (["--feed", "replay", "--db", "data/trading.db"], "is the database holding the candles"),
+    ]  # fmt: skip
+
+    def refused(args: list[str], message: str) -> None:
+        assert run(["backtest", "--config", "eth.yaml", "--db", "data/bad.db", *args]) == 2, args
+        assert message in capsys.readouterr().err, args
+        assert not (workdir / "data" / "bad.db").exists(), args
+
+    for args, message in cases:
+        refused(args, message)
+    assert run(_import(name, "ETH/USDT", "eth.yaml")) == 0
+    for args, message in stored:
+        refused(args, message)
+    monkeypatch.setenv("CANDLEWISE_DATABASE_URL", "sqlite:///data/sim.db")
+    assert run(["data", "simulate", "--days", "0.1", "--seed", "4", "--config", "eth.yaml"]) == 0
+    refused(["--feed", "replay"], "ETH/USDT candles stored in data/sim.db are simulated (seed 4)")

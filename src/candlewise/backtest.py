@@ -6,6 +6,13 @@ history train the first models, then ``days`` are played. The window is therefor
 every run and so is the ledger (same seed, same trades). Nothing used before a moment is taken
 from after it: models train on candles known at the window start, retrains on candles known at
 their trigger.
+
+Replay runs play real 1m candles, from files or from another database (what ``candlewise data
+import``/``download`` stored): the candles up to the window end are copied into the run's
+database, everything before the window is the history the first models train on.
+
+``start_ms``/``end_ms`` (``--from``/``--to``) set the window explicitly, instead of the last
+``days`` of the data (replay) or ``warmup_days`` after the simulated history's origin.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import hashlib
 import pickle
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,20 +30,25 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from candlewise.backtest_report import BacktestReport, build_report
+from candlewise.backtest_request import (
+    DAY_MS,
+    BacktestRequest,
+    Prepared,
+    prepare,
+    stored_window,
+    url_identity,
+)
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
-from candlewise.errors import UserError
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.ingest import ingest_frame
 from candlewise.logging_setup import get_logger
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
-from candlewise.market.candle_files import check_file_timeframe, read_candle_file
-from candlewise.market.feed_factory import Feed, symbol_from_filename
+from candlewise.market.feed_factory import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
-from candlewise.market.validation import validate_frame
 from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
 from candlewise.signals.calibration_file import load_calibration
@@ -57,22 +68,16 @@ from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.training import calibrate_signals, train_symbol
 
-__all__ = ["BacktestReport", "BacktestRequest", "Interrupted", "run_backtest"]
+__all__ = [
+    "BacktestReport",
+    "BacktestRequest",
+    "Interrupted",
+    "Prepared",
+    "prepare",
+    "run_backtest",
+]
 
-DAY_MS = 86_400_000
 log = get_logger("backtest")
-
-
-@dataclass(frozen=True)
-class BacktestRequest:
-    symbols: tuple[str, ...]
-    days: float
-    seed: int
-    warmup_days: float = 60.0
-    retrain: bool = True
-    files: tuple[str, ...] = ()
-    """Replay these 1m candle files (real data) instead of the simulated market: the window is
-    their last ``days``, everything before it is history the first models train on."""
 
 
 Progress = Callable[[str, int, int], None]
@@ -102,13 +107,15 @@ def run_backtest(
     req: BacktestRequest,
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
+    prepared: Prepared | None = None,
 ) -> BacktestReport:
     """Run (or resume, or re-report) the backtest ``req`` in ``store``.
 
     The same request on the same database continues its unfinished run from the last
     checkpoint (after a crash or ``kill -9``) and gives the ledger of an uninterrupted run;
     on a finished run it reports again. ``stop`` is polled at minute boundaries; when it says
-    so, the run checkpoints and raises :class:`Interrupted`.
+    so, the run checkpoints and raises :class:`Interrupted`. ``prepared`` is what
+    :func:`prepare` returned for ``req`` (read here when not given and a new run needs it).
     """
     symbols = list(req.symbols)
     params = _params(cfg, req)
@@ -120,10 +127,16 @@ def run_backtest(
         engine = _engine(cfg, store, registry, models_dir, symbols, req, run.id)
         engine.restore(snapshot["engine"])
         return _report(cfg, req, store, engine, run.id, snapshot)
-    frames = _import_files(store, req.files, symbols) if req.files else {}
-    start, end = _window(req, frames)
-    source = "replay" if req.files else simulated_source(req.seed)
+    source = "replay" if req.replaying else simulated_source(req.seed)
     if run is None or run.status == PREPARING or run.snapshot is None:
+        if prepared is None:
+            prepared = prepare(req)
+        start, end = prepared.window
+        frames = prepared.frames
+        for symbol, frame in prepared.imports.items():
+            if progress:
+                progress(f"storing {symbol} candles", 0, 1)
+            ingest_frame(store, frame, symbol, "1m", source)
         if run is None:
             with store.begin() as conn:
                 run_id = create_run(conn, RUN_KIND, params)
@@ -132,7 +145,7 @@ def run_backtest(
             for symbol in symbols:  # a preparation cut short: train again, same versions
                 for tf in cfg.timeframes.names:
                     registry.discard_newer(symbol, tf, None)
-        if not req.files:
+        if not req.replaying:
             _simulate_history(store, symbols, req.seed, start, source, progress)
         untrained = _train(cfg, store, registry, models_dir, symbols, start, progress)
         release_freed_memory()
@@ -149,9 +162,13 @@ def run_backtest(
         with store.begin() as conn:
             claim_run(conn, run_id)
         snapshot = pickle.loads(run.snapshot)
+        start, end = snapshot["window"]
         engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
         engine.restore(snapshot["engine"])
         cursor = run.cursor_ms if run.cursor_ms is not None else start
+        # the rest of the window, from the copy in the run's database: neither the files nor
+        # the source database are needed again, and a change to them cannot change the run
+        frames = stored_window(store, symbols, cursor, end) if req.replaying else {}
         log.info("Resuming backtest run %d from %s UTC", run_id, ms_to_text(cursor))
     aggregators: dict[str, TimeframeAggregator] = snapshot["aggregators"]
     last_saved = [time.monotonic(), cursor]
@@ -181,7 +198,7 @@ def run_backtest(
                 if progress and (current // MINUTE_MS) % 1000 == 0:
                     progress("replaying", (current - start) // MINUTE_MS, total)
             closed = [candle, *aggregators[candle.symbol].add(candle)]
-            if not req.files:  # replayed files are stored already
+            if not req.replaying:  # replayed candles are stored already
                 engine.outbox.candles(closed, source)
             engine.on_candles(closed)
     if current is not None:
@@ -227,8 +244,13 @@ def _end_minute(
 
 
 def _params(cfg: AppConfig, req: BacktestRequest) -> dict[str, Any]:
-    """What identifies a run: the request and the configuration it runs with."""
-    return {
+    """What identifies a run: the request and the configuration it runs with.
+
+    A request without ``--from``/``--to`` or a source database has the same identity as before
+    they existed (its database resumes); with them, what they make irrelevant is left out, so
+    that e.g. ``--from A --to B`` resumes whatever ``--days`` is.
+    """
+    params: dict[str, Any] = {
         "symbols": list(req.symbols),
         "days": req.days,
         "seed": req.seed,
@@ -237,21 +259,26 @@ def _params(cfg: AppConfig, req: BacktestRequest) -> dict[str, Any]:
         "files": [str(Path(f).resolve()) for f in req.files],
         "config": hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16],
     }
-
-
-def _window(req: BacktestRequest, frames: dict[str, pd.DataFrame]) -> tuple[int, int]:
-    if frames:
-        end = min(int(f["timestamp"].iloc[-1]) for f in frames.values()) + MINUTE_MS
-        return end - int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS, end
-    start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
-    return start, start + int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
+    explicit = req.start_ms is not None or req.end_ms is not None
+    if explicit:
+        params["from"] = req.start_ms
+        params["to"] = req.end_ms
+        if req.start_ms is not None and req.end_ms is not None:
+            params["days"] = None
+    if req.replay_url is not None and not req.files:
+        params["replay_db"] = url_identity(req.replay_url)
+    if explicit or "replay_db" in params:
+        params["warmup_days"] = None if req.replaying or explicit else req.warmup_days
+        if req.replaying:
+            params["seed"] = None  # no market is simulated
+    return params
 
 
 def _feed(
     req: BacktestRequest, frames: dict[str, pd.DataFrame], symbols: list[str], cursor: int, end: int
 ) -> Feed:
     """The window's candles from ``cursor`` on (the start, or where a resumed run stopped)."""
-    if frames:
+    if req.replaying:
         window = {
             s: f[(f["timestamp"] >= cursor) & (f["timestamp"] < end)] for s, f in frames.items()
         }
@@ -295,29 +322,6 @@ def _engine(
     return TradingEngine(
         cfg, store, registry, predictor, broker, retraining=req.retrain, run_id=run_id
     )
-
-
-def _import_files(
-    store: Engine, files: Sequence[str], symbols: Sequence[str]
-) -> dict[str, pd.DataFrame]:
-    """Import each 1m file into the run's store (1m and 5m..1d); symbols from file names."""
-    frames: dict[str, pd.DataFrame] = {}
-    for name in files:
-        path = Path(name)
-        symbol = symbol_from_filename(path)
-        if symbol is None or symbol not in symbols:
-            raise UserError(
-                f"cannot match {path.name} to one of {', '.join(symbols)}",
-                "name replay files like BTC_USDT-1m.csv.gz and pass --symbols accordingly",
-            )
-        raw = read_candle_file(path)
-        check_file_timeframe(raw, "1m", path)
-        ingest_frame(store, raw, symbol, "1m", "replay")
-        frames[symbol], _issues = validate_frame(raw, symbol, "1m")
-    missing = [s for s in symbols if s not in frames]
-    if missing:
-        raise UserError(f"no file for {', '.join(missing)}", "pass one 1m file per symbol")
-    return frames
 
 
 def _simulate_history(

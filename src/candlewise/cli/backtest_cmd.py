@@ -13,13 +13,67 @@ from candlewise.cli.data_cmd import progress_bar
 from candlewise.cli.options import ConfigOpt, SymbolsOpt, split_symbols
 from candlewise.errors import UserError
 
+_TIME_FORMATS = (
+    "%Y-%m-%d",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",  # whole minutes only, e.g. a stored timestamp pasted
+    "%Y-%m-%d %H:%M:%S",
+)
+
+
+def parse_utc_minute(text: str, option: str) -> int:
+    """``2024-05-01``, ``2024-05-01T12:00`` or ``2024-05-01 12:00`` (UTC) as epoch ms."""
+    cleaned = text.strip().removesuffix("Z")
+    for fmt in _TIME_FORMATS:
+        try:
+            moment = datetime.strptime(cleaned, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+        if moment.second:
+            break
+        return int(moment.timestamp()) * 1000
+    raise UserError(
+        f"{option} {text!r} is not a UTC date or minute",
+        f"write e.g. {option} 2024-05-01, {option} 2024-05-01T12:00 or "
+        f"{option} '2024-05-01 12:00' (UTC)",
+    )
+
 
 def backtest(
     symbols: SymbolsOpt = None,
     feed: Annotated[
-        str, typer.Option("--feed", help="simulated (replay of real data: next).")
+        str,
+        typer.Option(
+            "--feed",
+            help="simulated (the built-in market, from --seed) or replay (real 1m candles: "
+            "the --data files or, without --data, those stored in the configured database "
+            "by 'candlewise data import/download').",
+        ),
     ] = "simulated",
-    days: Annotated[float, typer.Option("--days", min=0.01, max=3650, help="Days to play.")] = 7,
+    days: Annotated[
+        float,
+        typer.Option(
+            "--days",
+            min=0.01,
+            max=3650,
+            help="Days to play: the last ones of the replayed data, or from --from, or up to "
+            "--to. Ignored when both --from and --to are given.",
+        ),
+    ] = 7,
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Window start, UTC: 2024-05-01, 2024-05-01T12:00 or '2024-05-01 12:00'. "
+            "The first models train on what precedes it (simulated: the history from "
+            "2024-01-01, replacing --warmup-days).",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Window end, UTC, exclusive (same formats as --from)."),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Simulated market seed.")] = 1,
     warmup_days: Annotated[
         float,
@@ -27,11 +81,17 @@ def backtest(
             "--warmup-days",
             min=1,
             max=3650,
-            help="History before the window that trains the first models.",
+            help="Simulated history before the window that trains the first models "
+            "(ignored with --from or --to).",
         ),
     ] = 60,
     data: Annotated[
-        list[Path] | None, typer.Option("--data", help="1m file per symbol for --feed replay.")
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="1m file per symbol for --feed replay, named like BTC_USDT-1m.csv.gz "
+            "(repeatable; default: the candles stored in the configured database).",
+        ),
     ] = None,
     no_retrain: Annotated[
         bool, typer.Option("--no-retrain", help="Keep the first models.")
@@ -46,31 +106,61 @@ def backtest(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run models, modes, retraining, paper broker and risk over a window; print the summary."""
-    from candlewise.backtest import BacktestRequest, Interrupted, run_backtest
+    """Run models, modes, retraining, paper broker and risk over a window; print the summary.
+
+    The window is [--from, --to) in UTC minutes; without them, the last --days of the replayed
+    candles, or --days after --warmup-days of simulated history.
+    """
+    from candlewise.backtest import BacktestRequest, Interrupted, prepare, run_backtest
     from candlewise.shutdown import StopRequest
+    from candlewise.store.db import safe_url, sqlite_path
     from candlewise.store.timestamps import ms_to_text
 
     if feed not in ("simulated", "replay"):
         raise UserError(f"unknown feed {feed!r} for a backtest", "use simulated or replay")
-    if feed == "replay" and not data:
-        raise UserError(
-            "--feed replay needs the candles to replay",
-            "pass --data FILE, a 1m file per symbol such as BTC_USDT-1m.csv.gz",
-        )
     missing = [str(p) for p in data or () if not p.is_file()] if feed == "replay" else []
     if missing:  # checked before the run's database is created, so a typo leaves nothing behind
         raise UserError(f"file not found: {', '.join(missing)}", "check the --data paths")
+    start_ms = None if from_ is None else parse_utc_minute(from_, "--from")
+    end_ms = None if to is None else parse_utc_minute(to, "--to")
+    if start_ms is not None and end_ms is not None and start_ms >= end_ms:
+        raise UserError(
+            f"--from {from_} is not before --to {to}",
+            "the window is [--from, --to) in UTC: pick a --to after --from",
+        )
     path = db or Path("data/backtests") / (
         f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db"
     )
     resuming = path.exists()
+    files = tuple(str(p) for p in data or ()) if feed == "replay" else ()
+    replay_url = None
+    if feed == "replay" and not files:
+        # the configured database (config / CANDLEWISE_DATABASE_URL), before --db replaces it
+        replay_url = AppContext(config).config.database.url
+        source_path = sqlite_path(replay_url)
+        if source_path is not None and source_path.resolve() == path.resolve():
+            raise UserError(
+                f"--db {path} is the database holding the candles to replay",
+                "give the backtest its own --db (or none: a new file under data/backtests/)",
+            )
     ctx = AppContext(config, f"sqlite:///{path}")
     chosen = split_symbols(symbols, ctx.config.symbols)
+    request = BacktestRequest(
+        tuple(chosen),
+        days,
+        seed,
+        warmup_days,
+        not no_retrain,
+        files,
+        start_ms=start_ms,
+        end_ms=end_ms,
+        replay_url=replay_url,
+    )
+    # a new run's candles and window are checked before its database exists: a mistake
+    # (a window outside the data, no stored candles) leaves nothing behind
+    prepared = None if resuming else prepare(request)
     ctx.start_logging()
     models_dir = str(path.with_suffix("")) + "_models"
-    files = tuple(str(p) for p in data or ()) if feed == "replay" else ()
-    request = BacktestRequest(tuple(chosen), days, seed, warmup_days, not no_retrain, files)
     if resuming:
         console.print(f"{path} exists: continuing the run it holds (or reporting it again)")
     else:
@@ -82,7 +172,9 @@ def backtest(
             bar.update(task, description=stage, completed=done, total=total or None)
 
         try:
-            report = run_backtest(ctx.config, ctx.engine, models_dir, request, progress, stop)
+            report = run_backtest(
+                ctx.config, ctx.engine, models_dir, request, progress, stop, prepared
+            )
         except Interrupted as exc:
             bar.stop()
             console.print(
@@ -98,11 +190,12 @@ def backtest(
     win_rate = f"{100 * report.wins / report.trades:.2f}%" if report.trades else "n/a"
     sharpe = "n/a" if report.sharpe is None else f"{report.sharpe:.2f}"
     retrains = ", ".join(f"{k} {v}" for k, v in sorted(report.retrains.items())) or "none"
-    what = (
-        f"simulated market, seed {seed}"
-        if not files
-        else "replay of " + ", ".join(Path(f).name for f in files)
-    )
+    if files:
+        what = "replay of " + ", ".join(Path(f).name for f in files)
+    elif replay_url is not None:
+        what = f"replay of the candles stored in {sqlite_path(replay_url) or safe_url(replay_url)}"
+    else:
+        what = f"simulated market, seed {seed}"
     console.print(f"Backtest ({what}): {', '.join(chosen)}, {window}")
     console.print(f"  Database: {path}")
     console.print(
