@@ -262,3 +262,58 @@ retrain_requests = Table(
     Index(None, "status"),
     comment="Manual retrains asked for with 'candlewise retrain' while a deployment runs.",
 )
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("phase", Integer, nullable=False),
+    Column("symbols", Text, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("started_at", TIMESTAMP_TEXT, nullable=False),
+    Column("ended_at", TIMESTAMP_TEXT),
+    Column("run_id", Integer, ForeignKey("engine_runs.id")),
+    Column("pid", Integer),
+    Column("control", String(12)),
+    Column("verdict", String(8)),
+    Column("criteria_met", Integer),
+    Column("criteria", Text),
+    Column("report_path", Text),
+    Column("approved_by", String(64)),
+    Column("approved_at", TIMESTAMP_TEXT),
+    Column("forced_reason", Text),
+    comment="Phased rollout: each deployment, its validation verdict and who approved what.",
+)
+
+health_checks = Table(
+    "health_checks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("deployment_id", Integer, ForeignKey("deployments.id")),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("check_name", String(32), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("passed", Boolean, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("detail", Text),
+    Index(None, "timestamp"),
+    comment="Every scheduled health check result (the guide's health check criteria table).",
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("timestamp", TIMESTAMP_TEXT, nullable=False),
+    Column("level", String(8), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("symbol", String(32)),
+    Column("message", Text, nullable=False),
+    Column("channels", Text, nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Index(None, "timestamp"),
+    comment="Alerts raised, the channels they went to and whether delivery succeeded.",
+)
