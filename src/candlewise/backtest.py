@@ -17,12 +17,9 @@ database, everything before the window is the history the first models train on.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import pickle
-import time
 from collections.abc import Callable, Sequence
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -51,17 +48,16 @@ from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_so
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
+from candlewise.runner import EngineRunner, Interrupted, Progress
 from candlewise.signals.calibration_file import load_calibration
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store import candle_store
 from candlewise.store.run_store import (
     FINISHED,
     PREPARING,
-    RUNNING,
     claim_run,
     create_run,
     find_run,
-    save_checkpoint,
 )
 from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS
@@ -80,24 +76,7 @@ __all__ = [
 log = get_logger("backtest")
 
 
-Progress = Callable[[str, int, int], None]
-
-#: A checkpoint is written at least every this many candle minutes and this many wall seconds
-#: (whichever comes first); where they fall does not change the run, only how much a restart
-#: recomputes.
-CHECKPOINT_MINUTES = 1440
-CHECKPOINT_SECONDS = 1.0
-#: Replay reads this many minutes of candles ahead to predict them in vectorised blocks.
-READ_AHEAD_MINUTES = 240
 RUN_KIND = "backtest"
-
-
-class Interrupted(Exception):
-    """Ctrl+C / SIGTERM: the run stopped at a checkpoint and can be resumed."""
-
-    def __init__(self, cursor_ms: int) -> None:
-        super().__init__(cursor_ms)
-        self.cursor_ms = cursor_ms
 
 
 def run_backtest(
@@ -170,77 +149,26 @@ def run_backtest(
         # the source database are needed again, and a change to them cannot change the run
         frames = stored_window(store, symbols, cursor, end) if req.replaying else {}
         log.info("Resuming backtest run %d from %s UTC", run_id, ms_to_text(cursor))
-    aggregators: dict[str, TimeframeAggregator] = snapshot["aggregators"]
-    last_saved = [time.monotonic(), cursor]
-
-    def checkpoint(now: int, status: str = RUNNING) -> None:
-        snapshot["engine"] = engine.state()
-        blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
-        with store.begin() as conn:
-            engine.outbox.flush(conn)
-            save_checkpoint(conn, run_id, now, blob, status)
-        last_saved[:] = [time.monotonic(), now]
-
-    engine.set_checkpoint(checkpoint)
-    if run is None or run.snapshot is None:
-        checkpoint(start)  # prepared: from here on a restart resumes instead of retraining
-    engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
-    total = (end - start) // MINUTE_MS
-    current: int | None = None  # close time of the minute being handled
-    feed = _feed(req, frames, symbols, cursor, end).candles()
-    while block := list(islice(feed, READ_AHEAD_MINUTES * len(symbols))):
-        _prime(engine.predictor, block, aggregators)
-        for candle in block:
-            if candle.close_time != current:
-                if current is not None:
-                    _end_minute(engine, current, last_saved, checkpoint, stop)
-                current = candle.close_time
-                if progress and (current // MINUTE_MS) % 1000 == 0:
-                    progress("replaying", (current - start) // MINUTE_MS, total)
-            closed = [candle, *aggregators[candle.symbol].add(candle)]
-            if not req.replaying:  # replayed candles are stored already
-                engine.outbox.candles(closed, source)
-            engine.on_candles(closed)
-    if current is not None:
-        engine.end_minute(current)
-    checkpoint(end, FINISHED)
-    return _report(cfg, req, store, engine, run_id, snapshot)
-
-
-def _prime(
-    predictor: LivePredictor,
-    block: list[Candle],
-    aggregators: dict[str, TimeframeAggregator],
-) -> None:
-    """Tell the predictor which closes come next, per (symbol, timeframe), so that it predicts
-    them in one vectorised call. Read-ahead only: copies of the aggregators produce the higher
-    closes, the real ones still see each candle when the engine does."""
-    upcoming: dict[tuple[str, str], list[Candle]] = {}
-    ahead = {s: copy.deepcopy(a) for s, a in aggregators.items()}
-    for candle in block:
-        for bar in (candle, *ahead[candle.symbol].add(candle)):
-            upcoming.setdefault((bar.symbol, bar.timeframe), []).append(bar)
-    for (symbol, timeframe), bars in upcoming.items():
-        predictor.prime(symbol, timeframe, bars)
-
-
-def _end_minute(
-    engine: TradingEngine,
-    now: int,
-    last_saved: list[float],
-    checkpoint: Callable[..., None],
-    stop: Callable[[], bool] | None,
-) -> None:
-    engine.end_minute(now)
-    stopping = stop is not None and stop()
-    due = (
-        now - last_saved[1] >= CHECKPOINT_MINUTES * MINUTE_MS
-        or time.monotonic() - last_saved[0] >= CHECKPOINT_SECONDS
+    runner = EngineRunner(
+        engine,
+        store,
+        run_id,
+        snapshot,
+        candle_source=None if req.replaying else source,  # replayed candles are stored already
+        read_ahead=True,
+        stop=stop,
     )
-    if due or stopping:
-        checkpoint(now)
-    if stopping:
-        raise Interrupted(now)
+    if run is None or run.snapshot is None:
+        runner.checkpoint(start)  # prepared: from here on a restart resumes, not retrains
+    runner.run(
+        _feed(req, frames, symbols, cursor, end).candles(),
+        cursor,
+        progress=progress,
+        total_minutes=(end - start) // MINUTE_MS,
+        start=start,
+    )
+    runner.checkpoint(end, FINISHED)
+    return _report(cfg, req, store, engine, run_id, snapshot)
 
 
 def _params(cfg: AppConfig, req: BacktestRequest) -> dict[str, Any]:

@@ -1,0 +1,161 @@
+"""Driving an engine from a feed, minute by minute, with checkpoints: what a backtest and a
+deployment share.
+
+Each 1m candle is aggregated into the higher candles that close with it and handed to the
+engine; when the next minute starts, the engine ends the previous one (drawdown, equity,
+retrains), the ``on_minute`` hook runs (health checks, operator requests) and, when due, a
+checkpoint writes the engine's outbox with a snapshot of all state in one transaction
+(``engine_runs``). A stop request (Ctrl+C, SIGTERM, a rollback) is honoured at a minute
+boundary, after a checkpoint, so nothing is ever half-written.
+
+Replays read ``read_ahead`` minutes ahead so that the predictor computes each model's coming
+closes in one vectorised call; a paced or live feed is never read ahead (it would wait for the
+future).
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Engine
+
+from candlewise.engine import TradingEngine
+from candlewise.market.aggregation import TimeframeAggregator
+from candlewise.market.candle import Candle
+from candlewise.signals.live import LivePredictor
+from candlewise.store.run_store import RUNNING, save_checkpoint
+from candlewise.timeframes import MINUTE_MS
+
+#: A checkpoint is written at least every this many candle minutes and this many wall seconds
+#: (whichever comes first); where they fall does not change the run, only how much a restart
+#: recomputes.
+CHECKPOINT_MINUTES = 1440
+CHECKPOINT_SECONDS = 1.0
+#: Replay reads this many minutes of candles ahead to predict them in vectorised blocks.
+READ_AHEAD_MINUTES = 240
+
+Progress = Callable[[str, int, int], None]
+
+
+class Interrupted(Exception):
+    """A stop was requested: the run stopped at a checkpoint and can be resumed."""
+
+    def __init__(self, cursor_ms: int) -> None:
+        super().__init__(cursor_ms)
+        self.cursor_ms = cursor_ms
+
+
+class EngineRunner:
+    def __init__(
+        self,
+        engine: TradingEngine,
+        store: Engine,
+        run_id: int,
+        snapshot: dict[str, Any],
+        *,
+        candle_source: str | None,
+        read_ahead: bool,
+        stop: Callable[[], bool] | None = None,
+        on_minute: Callable[[int], None] | None = None,
+    ) -> None:
+        """``snapshot`` holds ``aggregators`` (per symbol) and anything the caller wants kept
+        with each checkpoint; ``candle_source`` labels the candles to store (None: the feed's
+        candles are stored already, as in a replay of stored candles)."""
+        self.engine = engine
+        self.store = store
+        self.run_id = run_id
+        self.snapshot = snapshot
+        self.aggregators: dict[str, TimeframeAggregator] = snapshot["aggregators"]
+        self.candle_source = candle_source
+        self.read_ahead = read_ahead
+        self.stop = stop
+        self.on_minute = on_minute
+        self._saved = (time.monotonic(), 0)
+        engine.set_checkpoint(self.checkpoint)
+
+    def checkpoint(self, now: int, status: str = RUNNING) -> None:
+        self.snapshot["engine"] = self.engine.state()
+        blob = pickle.dumps(self.snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.store.begin() as conn:
+            self.engine.outbox.flush(conn)
+            save_checkpoint(conn, self.run_id, now, blob, status)
+        self._saved = (time.monotonic(), now)
+
+    def run(
+        self,
+        candles: Iterable[Candle],
+        cursor: int,
+        *,
+        progress: Progress | None = None,
+        total_minutes: int = 0,
+        start: int | None = None,
+    ) -> int | None:
+        """Handle every candle; returns the close time of the last minute handled (ended)."""
+        self._saved = (time.monotonic(), cursor)
+        self.engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
+        current: int | None = None  # close time of the minute being handled
+        origin = cursor if start is None else start
+        for block in self._blocks(iter(candles)):
+            for candle in block:
+                if candle.close_time != current:
+                    if current is not None:
+                        self._end_minute(current)
+                    current = candle.close_time
+                    if progress and (current // MINUTE_MS) % 1000 == 0:
+                        progress("replaying", (current - origin) // MINUTE_MS, total_minutes)
+                closed = [candle, *self.aggregators[candle.symbol].add(candle)]
+                if self.candle_source is not None:
+                    self.engine.outbox.candles(closed, self.candle_source)
+                self.engine.on_candles(closed)
+        if current is not None:
+            self.engine.end_minute(current)
+            if self.on_minute:
+                self.on_minute(current)
+        return current
+
+    def _blocks(self, candles: Iterator[Candle]) -> Iterator[list[Candle]]:
+        if not self.read_ahead:
+            for candle in candles:
+                yield [candle]
+            return
+        width = READ_AHEAD_MINUTES * max(1, len(self.aggregators))
+        while block := list(islice(candles, width)):
+            _prime(self.engine.predictor, block, self.aggregators)
+            yield block
+
+    def _end_minute(self, now: int) -> None:
+        self.engine.end_minute(now)
+        if self.on_minute:
+            self.on_minute(now)
+        stopping = self.stop is not None and self.stop()
+        last_time, last_ms = self._saved
+        due = (
+            now - last_ms >= CHECKPOINT_MINUTES * MINUTE_MS
+            or time.monotonic() - last_time >= CHECKPOINT_SECONDS
+        )
+        if due or stopping:
+            self.checkpoint(now)
+        if stopping:
+            raise Interrupted(now)
+
+
+def _prime(
+    predictor: LivePredictor,
+    block: list[Candle],
+    aggregators: dict[str, TimeframeAggregator],
+) -> None:
+    """Tell the predictor which closes come next, per (symbol, timeframe), so that it predicts
+    them in one vectorised call. Read-ahead only: copies of the aggregators produce the higher
+    closes, the real ones still see each candle when the engine does."""
+    upcoming: dict[tuple[str, str], list[Candle]] = {}
+    ahead = {s: copy.deepcopy(a) for s, a in aggregators.items()}
+    for candle in block:
+        for bar in (candle, *ahead[candle.symbol].add(candle)):
+            upcoming.setdefault((bar.symbol, bar.timeframe), []).append(bar)
+    for (symbol, timeframe), bars in upcoming.items():
+        predictor.prime(symbol, timeframe, bars)
