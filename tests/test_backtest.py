@@ -114,7 +114,7 @@ def test_replay_of_a_candle_file_trains_only_on_what_precedes_the_window(
 def test_a_window_starting_mid_day_still_closes_that_days_higher_candles(
     sqlite_engine: Engine,
 ) -> None:
-    from candlewise.backtest import _aggregators
+    from candlewise.engine_setup import primed_aggregators as _aggregators
     from candlewise.ingest import ingest_frame
     from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 

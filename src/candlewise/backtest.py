@@ -28,7 +28,6 @@ from sqlalchemy import Engine
 
 from candlewise.backtest_report import BacktestReport, build_report
 from candlewise.backtest_request import (
-    DAY_MS,
     BacktestRequest,
     Prepared,
     prepare,
@@ -38,20 +37,15 @@ from candlewise.backtest_request import (
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
-from candlewise.features.spec import FEATURE_SPEC
+from candlewise.engine_setup import build_predictor, primed_aggregators, warm_up
 from candlewise.ingest import ingest_frame
 from candlewise.logging_setup import get_logger
-from candlewise.market.aggregation import TimeframeAggregator
-from candlewise.market.candle import Candle
 from candlewise.market.feed_factory import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
 from candlewise.runner import EngineRunner, Interrupted, Progress
-from candlewise.signals.calibration_file import load_calibration
-from candlewise.signals.live import LivePredictor, ModelSlot
-from candlewise.store import candle_store
 from candlewise.store.run_store import (
     FINISHED,
     PREPARING,
@@ -60,7 +54,7 @@ from candlewise.store.run_store import (
     find_run,
 )
 from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS
+from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.training import calibrate_signals, train_symbol
 
@@ -129,9 +123,9 @@ def run_backtest(
         untrained = _train(cfg, store, registry, models_dir, symbols, start, progress)
         release_freed_memory()
         engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
-        _warm_up(engine.predictor, store, symbols, start)
+        warm_up(engine.predictor, store, symbols, start)
         snapshot = {
-            "aggregators": _aggregators(store, symbols, start),
+            "aggregators": primed_aggregators(store, symbols, start),
             "untrained": untrained,
             "window": (start, end),
         }
@@ -245,7 +239,7 @@ def _engine(
     req: BacktestRequest,
     run_id: int,
 ) -> TradingEngine:
-    predictor = _predictor(cfg, registry, models_dir, symbols)
+    predictor = build_predictor(cfg, registry, models_dir, symbols)
     broker = PaperBroker(cfg.paper, cfg.risk, "paper")
     return TradingEngine(
         cfg, store, registry, predictor, broker, retraining=req.retrain, run_id=run_id
@@ -272,59 +266,6 @@ def _simulate_history(
             progress("simulating history", done, total)
 
 
-def _predictor(
-    cfg: AppConfig, registry: ModelRegistry, models_dir: str, symbols: Sequence[str]
-) -> LivePredictor:
-    models = {}
-    calibrators = {}
-    for symbol in symbols:
-        for tf in cfg.timeframes.names:
-            loaded = registry.load_active(symbol, tf, FEATURE_SPEC.fingerprint)
-            if loaded is not None:
-                models[(symbol, tf)] = ModelSlot(loaded.model, loaded.version)
-        calibration = load_calibration(models_dir, symbol)
-        if calibration is not None:
-            calibrators.update({(symbol, tf): c for tf, c in calibration.calibrators.items()})
-    return LivePredictor(
-        cfg.timeframes.weights, models, calibrators, log=lambda line: log.info("%s", line)
-    )
-
-
-def _aggregators(
-    store: Engine, symbols: Sequence[str], start: int
-) -> dict[str, TimeframeAggregator]:
-    """Aggregators that already hold the stored minutes of the buckets open at ``start`` (from
-    the UTC day's start): a window starting mid-day still closes that day's higher candles,
-    instead of leaving a one-candle gap in every higher timeframe's window."""
-    day_start = start - start % DAY_MS
-    out = {}
-    with store.connect() as conn:
-        for symbol in symbols:
-            frame = candle_store.load_frame(conn, symbol, "1m", day_start, start)
-            aggregator = out[symbol] = TimeframeAggregator(symbol)
-            aggregator.prime(
-                Candle(symbol, "1m", int(r[0]), *map(float, r[1:]))
-                for r in frame.itertuples(index=False)
-            )
-    return out
-
-
-def _warm_up(predictor: LivePredictor, store: Engine, symbols: Sequence[str], start: int) -> None:
-    """Fill the prediction windows with the candles known at the window start."""
-    with store.connect() as conn:
-        for symbol in symbols:
-            for tf in ("1m", *HIGHER_TIMEFRAMES):
-                frame = candle_store.load_frame(
-                    conn, symbol, tf, limit=FEATURE_SPEC.window, known_at_ms=start
-                )
-                predictor.warm_up(
-                    [
-                        Candle(symbol, tf, int(r[0]), *map(float, r[1:]))
-                        for r in frame.itertuples(index=False)
-                    ]
-                )
-
-
 def _report(
     cfg: AppConfig,
     req: BacktestRequest,
@@ -345,3 +286,7 @@ def _report(
             cfg.paper.starting_balance,
             snapshot.get("untrained", ()),
         )
+
+
+# Kept for callers that imported them from here.
+_predictor, _warm_up, _aggregators = build_predictor, warm_up, primed_aggregators
