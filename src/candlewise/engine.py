@@ -105,9 +105,12 @@ class TradingEngine:
         self.predictor = predictor
         self.broker = broker
         self.modes = ModeMachine.from_config(cfg.continuous_learning.confidence)
-        self.policy = RetrainPolicy.from_config(cfg.continuous_learning)
-        self.drawdown = DrawdownGuard(cfg.risk.max_drawdown_percent)
         self.retraining = retraining and cfg.continuous_learning.enabled
+        # Automatic triggers only when retraining is on; manual requests are always honoured.
+        self.policy = RetrainPolicy(
+            cfg.continuous_learning.retraining, automatic=self.retraining
+        )
+        self.drawdown = DrawdownGuard(cfg.risk.max_drawdown_percent)
         # Shadow book: LEARNING-mode signals trade here on paper only; its own risk state must
         # not stop the scoring, so only the daily loss limit is relaxed.
         shadow_risk = cfg.risk.model_copy(update={"daily_loss_limit": 0.99})
@@ -148,8 +151,7 @@ class TradingEngine:
             self.outbox.equity(
                 self.run_id, now, self.broker.equity(), self.drawdown.drawdown_percent
             )
-        if self.retraining:
-            self.run_retrains(now)
+        self.run_retrains(now)  # manual requests run even with automatic retraining off
 
     def _handle(self, minute: Candle, closed: Sequence[Candle]) -> None:
         symbol, now = minute.symbol, minute.close_time
