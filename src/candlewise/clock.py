@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 MAX_SPEED = 1_000_000.0
@@ -51,24 +52,34 @@ class ScaledClock:
         self._monotonic = monotonic
         self._sleep = sleep
         self._wall0 = monotonic()
+        self.interrupt: Callable[[], bool] | None = None
+        """When it says so, waits end early (a stop request must not wait for the next candle;
+        the runner stops at that candle's minute boundary without handling it)."""
 
     def now_ms(self) -> int:
         return self._start + int((self._monotonic() - self._wall0) * 1000 * self._speed)
 
     def sleep_until(self, moment_ms: int) -> None:
         while (ahead := moment_ms - self.now_ms()) > 0:
-            self._sleep(min(ahead / 1000 / self._speed, 1.0))
+            if self.interrupt is not None and self.interrupt():
+                return
+            self._sleep(min(ahead / 1000 / self._speed, 0.25))
 
 
 class WallClock:
     """Real time, for live feeds."""
+
+    def __init__(self) -> None:
+        self.interrupt: Callable[[], bool] | None = None
 
     def now_ms(self) -> int:
         return int(time.time() * 1000)
 
     def sleep_until(self, moment_ms: int) -> None:
         while (ahead := moment_ms - self.now_ms()) > 0:
-            time.sleep(min(ahead / 1000, 1.0))
+            if self.interrupt is not None and self.interrupt():
+                return
+            time.sleep(min(ahead / 1000, 0.25))
 
 
 def parse_speed(text: str) -> float | None:

@@ -107,9 +107,7 @@ class TradingEngine:
         self.modes = ModeMachine.from_config(cfg.continuous_learning.confidence)
         self.retraining = retraining and cfg.continuous_learning.enabled
         # Automatic triggers only when retraining is on; manual requests are always honoured.
-        self.policy = RetrainPolicy(
-            cfg.continuous_learning.retraining, automatic=self.retraining
-        )
+        self.policy = RetrainPolicy(cfg.continuous_learning.retraining, automatic=self.retraining)
         self.drawdown = DrawdownGuard(cfg.risk.max_drawdown_percent)
         # Shadow book: LEARNING-mode signals trade here on paper only; its own risk state must
         # not stop the scoring, so only the daily loss limit is relaxed.
@@ -242,10 +240,16 @@ class TradingEngine:
             return
         log.critical("%s", event.message)
         if event.kind == "rollback":
-            for trade in self.broker.flatten_all(dict(self.broker.last_prices), now):
-                self._record_trade(trade, now)
-            self.stats.rollback = event.message
-            log.critical("Automatic rollback: all positions closed, trading stopped")
+            self.rollback(now, event.message)
+
+    def rollback(self, now: int, reason: str) -> None:
+        """Flatten every position at the last prices and stop new entries, for good."""
+        prices = dict(self.broker.last_prices)
+        for trade in self.broker.flatten_all(prices, now, reason=reason):
+            self._record_trade(trade, now)
+        if self.stats.rollback is None:
+            self.stats.rollback = reason
+        log.critical("Automatic rollback: all positions closed, trading stopped (%s)", reason)
 
     # --- retraining ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from candlewise.cli import (
     config_cmd,
     data_cmd,
     demo_cmd,
+    deploy_cmd,
     evaluate_cmd,
     models_cmd,
     retrain_cmd,
@@ -45,6 +46,7 @@ app.command("train")(models_cmd.train)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("retrain")(retrain_cmd.retrain_command)
+app.command("deploy")(deploy_cmd.deploy)
 app.command("demo")(demo_cmd.demo)
 
 

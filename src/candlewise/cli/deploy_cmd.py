@@ -1,0 +1,166 @@
+"""``python deploy_production.py`` (= ``candlewise deploy``): the guide's phased rollout.
+
+``--phase 1 --symbol S``: banner, the five pre-deployment checks, the components, the
+deployment for ``--duration`` (default ``deployment.phase1_duration``) with health checks, then
+the validation block, stored in ``deployments`` and ``production_reports/phase1_<stamp>.json``.
+``--phase 3``: every configured symbol, only after an approved phase 1 (or ``--force
+--reason``), staggered, until stopped. ``--rollback``: stop the running deployment, flattening
+every position. Ctrl+C / SIGTERM stop gracefully and keep open positions for the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from candlewise.cli.context import AppContext, console
+from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol
+from candlewise.errors import UserError
+
+RULE = "=" * 80
+
+
+def deploy(
+    phase: Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all).")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="Phase 1's symbol.")] = None,
+    rollback: Annotated[
+        bool, typer.Option("--rollback", help="Stop the running deployment, closing positions.")
+    ] = False,
+    duration: Annotated[
+        str | None, typer.Option("--duration", help="e.g. 24h, 90m, 2d (phase 1).")
+    ] = None,
+    feed: Annotated[
+        str | None,
+        typer.Option("--feed", help="simulated | replay | binance (default: data.feed)."),
+    ] = None,
+    speed: Annotated[
+        str, typer.Option("--speed", help="'max' (simulated/replay) or a factor; 1 = real time.")
+    ] = "1",
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Phase 3: the operator approves phase 1's result.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Phase 3 without an approved phase 1 (with --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why --force.")] = None,
+    stagger: Annotated[
+        str | None, typer.Option("--stagger", help="Phase 3: pause between symbols, e.g. 30s.")
+    ] = None,
+    train_missing: Annotated[
+        bool, typer.Option("--train-missing", help="Train missing models before the checks.")
+    ] = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """The phased rollout: phase 1 (one symbol, validated), phase 3 (all symbols), rollback."""
+    ctx = AppContext(config, db)
+    if rollback:
+        _rollback(ctx)
+        return
+    if phase not in (1, 3):
+        raise UserError(
+            "say which phase to run",
+            "python deploy_production.py --phase 1 --symbol BTC/USDT, --phase 3, or --rollback",
+        )
+    from candlewise.deployment.phase import PhaseOptions, run_phase
+
+    if phase == 1 and symbol is None:
+        raise UserError("phase 1 deploys one symbol", "add --symbol BTC/USDT")
+    if symbol is not None:
+        check_symbol(symbol)
+    if force and not reason:
+        raise UserError(
+            "--force needs a reason, recorded with the deployment", 'add --reason "..."'
+        )
+    options = PhaseOptions(
+        phase=phase,
+        symbol=symbol,
+        duration=duration,
+        feed=feed,
+        speed=speed,
+        approve=approve,
+        force_reason=reason if force else None,
+        stagger=stagger,
+        train_missing=train_missing,
+    )
+    code = run_phase(ctx, options, console.print)
+    if code:
+        raise typer.Exit(code)
+
+
+def _rollback(ctx: AppContext) -> None:
+    from candlewise.store import deployment_store
+
+    cfg = ctx.config
+    ctx.start_logging()
+    console.print(RULE)
+    console.print("INITIATING ROLLBACK")
+    console.print(RULE)
+    with ctx.engine.begin() as conn:
+        running = deployment_store.running(conn)
+        alive = [d for d in running if _alive(d.pid)]
+        for d in running:
+            if d not in alive:  # its process is gone: it did not finish, it crashed
+                deployment_store.finish(conn, d.id, deployment_store.STOPPED)
+        for d in alive:
+            deployment_store.request_control(conn, d.id, deployment_store.ROLLBACK)
+    if not alive:
+        console.print("No deployment is running: nothing to stop.")
+        console.print("Data preserved in database for analysis.")
+        return
+    console.print("Stopping continuous learning system...")
+    for d in alive:
+        if d.pid and d.pid != os.getpid():
+            os.kill(d.pid, signal.SIGTERM)
+    console.print("Closing all open positions...")
+    deadline = time.monotonic() + 60
+    pending = {d.id for d in alive}
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with ctx.engine.connect() as conn:
+            for d_id in list(pending):
+                record = deployment_store.get_deployment(conn, d_id)
+                if record is None or record.status != deployment_store.RUNNING:
+                    pending.discard(d_id)
+    console.print("Disconnecting data provider...")
+    if pending:
+        raise UserError(
+            f"deployment(s) {', '.join(map(str, sorted(pending)))} did not stop within 60 s",
+            "check the process (its pid is in the deployments table) and kill it if needed; "
+            "positions then stay open in the store until the next start",
+        )
+    with ctx.engine.connect() as conn:
+        open_left = sum(
+            1 for _ in conn.exec_driver_sql("SELECT id FROM positions WHERE status = 'open'")
+        )
+    if open_left:
+        raise UserError(f"{open_left} position(s) are still open after the rollback")
+    console.print("✓ Rollback complete. System stopped.")
+    console.print("Data preserved in database for analysis.")
+    _ = cfg
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stamp_now() -> str:
+    return datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def reports_dir() -> Path:
+    return Path("production_reports")

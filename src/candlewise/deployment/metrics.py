@@ -1,0 +1,130 @@
+"""What health checks and the phase validation judge, computed from the stored events of a
+window of candle time (honesty rule: every number shown comes from the store).
+
+Definitions, for the symbols of a deployment and the window ``(start, end]``:
+
+* trades, wins, P&L: closed trades (``trade_outcomes``) whose exit falls in the window;
+* error rate: ``error_log`` rows stamped in the window divided by the candle events handled
+  (one per symbol and 1m candle), so 0.05 means one failure per twenty candles;
+* transitions per hour: the busiest symbol's mode transitions (``learning_states``) divided
+  by the window's hours;
+* uptime: the share of the window's minutes whose candles the engine handled (a feed outage,
+  a crash or a stall lowers it), from the stored 1m candles;
+* max drawdown: the mark-to-market drawdown from ``equity_history`` (sampled every 5 minutes),
+  or the engine's own exact figure when the caller passes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from sqlalchemy import Connection, func, select
+
+from candlewise.store.tables import (
+    candles,
+    equity_history,
+    error_log,
+    learning_states,
+    trade_outcomes,
+)
+from candlewise.store.timestamps import ms_to_text
+from candlewise.timeframes import MINUTE_MS
+
+HOUR_MS = 60 * MINUTE_MS
+
+
+@dataclass(frozen=True)
+class WindowMetrics:
+    start_ms: int
+    end_ms: int
+    trades: int
+    wins: int
+    pnl: float
+    errors: int
+    events: int
+    transitions_per_hour: float
+    uptime: float
+    max_drawdown_percent: float
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.trades if self.trades else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.events if self.events else 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {**asdict(self), "win_rate": self.win_rate, "error_rate": self.error_rate}
+
+
+def window_metrics(
+    conn: Connection,
+    symbols: Sequence[str],
+    start_ms: int,
+    end_ms: int,
+    *,
+    run_id: int | None = None,
+    max_drawdown_percent: float | None = None,
+) -> WindowMetrics:
+    lo, hi = ms_to_text(start_ms), ms_to_text(end_ms)
+    names = list(symbols)
+    t = trade_outcomes.c
+    trades, wins, pnl = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum((t.outcome == "WIN").cast(t.id.type)), 0),
+            func.coalesce(func.sum(t.pnl_absolute), 0.0),
+        ).where(t.symbol.in_(names), t.exit_time > lo, t.exit_time <= hi)
+    ).one()
+    e = error_log.c
+    errors = conn.execute(
+        select(func.count()).where(
+            e.timestamp > lo,
+            e.timestamp <= hi,
+            (e.symbol.in_(names)) | (e.symbol.is_(None)),
+            e.component.in_(("engine", "binance", "feed")),
+        )
+    ).scalar_one()
+    c = candles.c
+    handled = conn.execute(
+        select(func.count()).where(
+            c.symbol.in_(names),
+            c.timeframe == "1m",
+            c.open_time >= start_ms,
+            c.open_time + MINUTE_MS <= end_ms,
+        )
+    ).scalar_one()
+    s = learning_states.c
+    busiest = conn.execute(
+        select(func.count())
+        .where(s.symbol.in_(names), s.timestamp > lo, s.timestamp <= hi)
+        .group_by(s.symbol)
+        .order_by(func.count().desc())
+        .limit(1)
+    ).scalar()
+    minutes = max((end_ms - start_ms) // MINUTE_MS, 0)
+    hours = (end_ms - start_ms) / HOUR_MS
+    if max_drawdown_percent is None:
+        q = equity_history.c
+        where = [q.timestamp > lo, q.timestamp <= hi]
+        if run_id is not None:
+            where.append(q.run_id == run_id)
+        max_drawdown_percent = float(
+            conn.execute(
+                select(func.coalesce(func.max(q.drawdown_percent), 0.0)).where(*where)
+            ).scalar_one()
+        )
+    return WindowMetrics(
+        start_ms=start_ms,
+        end_ms=end_ms,
+        trades=int(trades),
+        wins=int(wins),
+        pnl=float(pnl),
+        errors=int(errors),
+        events=int(handled),
+        transitions_per_hour=(busiest or 0) / hours if hours > 0 else 0.0,
+        uptime=handled / (minutes * len(names)) if minutes and names else 1.0,
+        max_drawdown_percent=max_drawdown_percent,
+    )

@@ -1,0 +1,391 @@
+"""Phases 1 and 3 as the guide prints them: banner, pre-deployment checks, components, the
+deployment with scheduled health checks (stored, logged, alerted; the drawdown limit rolls
+back), and phase 1's validation (stored in ``deployments`` and a JSON report)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from candlewise.alerts.dispatcher import AlertDispatcher
+from candlewise.alerts.model import Alert
+from candlewise.cli.context import AppContext
+from candlewise.clock import parse_duration_ms, parse_speed
+from candlewise.deployment.health import (
+    HealthMetrics,
+    HealthThresholds,
+    HealthTracker,
+    evaluate_health,
+)
+from candlewise.deployment.metrics import HOUR_MS, window_metrics
+from candlewise.deployment.session import Deployment, DeploymentOutcome, DeploymentRequest
+from candlewise.deployment.validation import render_phase_validation, validate
+from candlewise.errors import UserError
+from candlewise.logging_setup import get_logger
+from candlewise.shutdown import StopRequest
+from candlewise.store import deployment_store
+from candlewise.store.tables import health_checks
+from candlewise.store.timestamps import ms_to_text
+from candlewise.timeframes import MINUTE_MS
+
+RULE = "=" * 80
+Out = Callable[[str], None]
+log = get_logger("deployment")
+
+
+@dataclass(frozen=True)
+class PhaseOptions:
+    phase: int
+    symbol: str | None = None
+    duration: str | None = None
+    feed: str | None = None
+    speed: str = "1"
+    approve: bool = False
+    force_reason: str | None = None
+    stagger: str | None = None
+    train_missing: bool = False
+
+
+def human_duration(ms: int) -> str:
+    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
+        if ms % size == 0 and ms >= size:
+            n = ms // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{ms / 60_000:g} minutes"
+
+
+def run_phase(ctx: AppContext, opt: PhaseOptions, out: Out) -> int:
+    cfg = ctx.config
+    ctx.start_logging()
+    try:
+        speed = parse_speed(opt.speed)
+        duration_ms = parse_duration_ms(opt.duration or cfg.deployment.phase1_duration)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    feed = opt.feed or cfg.data.feed
+    if speed is None and feed == "binance":
+        raise UserError(
+            "--speed max replays history; a live Binance feed runs in real time",
+            "drop --speed, or use --feed simulated / replay",
+        )
+    if opt.phase == 1:
+        assert opt.symbol is not None
+        return _phase1(ctx, opt, out, feed, speed, duration_ms)
+    return _phase3(ctx, opt, out, feed, speed, opt.duration and duration_ms)
+
+
+def _say(out: Out, line: str) -> None:
+    out(line)
+    if line.strip() and set(line) != {"="}:
+        log.info("%s", line)
+
+
+def _phase1(
+    ctx: AppContext, opt: PhaseOptions, out: Out, feed: str, speed: float | None, duration: int
+) -> int:
+    symbol = opt.symbol or ""
+    for line in (
+        RULE,
+        "PHASE 1: SINGLE SYMBOL DEPLOYMENT",
+        RULE,
+        f"Symbol: {symbol}",
+        f"Duration: {human_duration(duration)}",
+        f"Start Time: {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M:%S')}",
+        RULE,
+        "",
+    ):
+        _say(out, line)
+    if not _pre_checks(ctx, [symbol], feed, out, opt.train_missing, duration_ms=duration):
+        return 2
+    request = DeploymentRequest(1, (symbol,), feed, duration, speed)
+    outcome, deployment = _deploy(ctx, request, out, [symbol], announce_monitoring=duration)
+    if outcome.status != deployment_store.COMPLETED:
+        return _stopped(ctx, outcome, deployment, out)
+    return _validate(ctx, outcome, deployment, out)
+
+
+def _phase3(
+    ctx: AppContext,
+    opt: PhaseOptions,
+    out: Out,
+    feed: str,
+    speed: float | None,
+    duration: int | None,
+) -> int:
+    cfg = ctx.config
+    symbols = list(cfg.symbols)
+    with ctx.engine.begin() as conn:
+        phase1 = deployment_store.latest(conn, 1)
+        if opt.force_reason is None:
+            if phase1 is None or phase1.verdict is None:
+                raise UserError(
+                    "phase 3 needs an approved phase 1, and none has finished",
+                    "run python deploy_production.py --phase 1 --symbol BTC/USDT first "
+                    '(or --force --reason "...")',
+                )
+            if phase1.verdict != "APPROVED":
+                raise UserError(
+                    f"phase 1 (deployment {phase1.id}) was {phase1.verdict}: "
+                    f"{phase1.criteria_met}/5 criteria met",
+                    'fix what failed and run phase 1 again (or --force --reason "...")',
+                )
+            if phase1.approved_by is None and not opt.approve:
+                raise UserError(
+                    "phase 2 is the operator's approval of phase 1's result",
+                    "review it (python monitor_production.py --report --hours 24), then add "
+                    "--approve",
+                )
+        if phase1 is not None and (opt.approve or opt.force_reason):
+            deployment_store.approve(conn, phase1.id, _operator(), opt.force_reason)
+    for line in (
+        RULE,
+        "PHASE 3: FULL PRODUCTION ROLLOUT",
+        RULE,
+        f"Deploying to {len(symbols)} symbols:",
+        *(f"  - {s}" for s in symbols),
+        RULE,
+    ):
+        _say(out, line)
+    if not _pre_checks(ctx, symbols, feed, out, train_missing=True, quiet=True):
+        return 2
+    done = set(phase1.symbols) if phase1 is not None and phase1.verdict else set()
+    stagger = parse_duration_ms(opt.stagger) if opt.stagger else cfg.deployment.stagger_ms
+    request = DeploymentRequest(3, tuple(symbols), feed, duration, speed)
+    outcome, deployment = _deploy(
+        ctx, request, out, symbols, already=done, stagger_ms=stagger, announce_monitoring=None
+    )
+    return _stopped(ctx, outcome, deployment, out) if outcome.status != "completed" else 0
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "operator"
+
+
+def _pre_checks(
+    ctx: AppContext,
+    symbols: Sequence[str],
+    feed: str,
+    out: Out,
+    train_missing: bool,
+    quiet: bool = False,
+    duration_ms: int | None = None,
+) -> bool:
+    from candlewise.deployment.checks import check_paper_validation, render_checks, run_checks
+
+    if train_missing:
+        known_at = None
+        if feed == "simulated" and duration_ms is not None:  # train on what precedes the window
+            now = int(time.time() * 1000)
+            known_at = now - now % MINUTE_MS - duration_ms
+        _train_missing(ctx, symbols, out, known_at)
+    results = run_checks(
+        ctx.config,
+        ctx.engine,
+        symbols,
+        now_ms=int(time.time() * 1000),
+        feed=feed,
+        duration_ms=duration_ms,
+        secrets=ctx.secrets,
+    )
+    failed = [r for r in results if not r.ok]
+    extra = [] if quiet else [check_paper_validation("validation_results")]
+    if not quiet or failed:
+        for line in render_checks(results, extra):
+            _say(out, line)
+    if failed:
+        return False
+    if not quiet:
+        _say(out, "")
+    return True
+
+
+def _train_missing(
+    ctx: AppContext, symbols: Sequence[str], out: Out, known_at_ms: int | None = None
+) -> None:
+    from candlewise.features.spec import FEATURE_SPEC
+    from candlewise.models.registry import ModelRegistry
+    from candlewise.training import calibrate_signals, train_symbol
+
+    cfg = ctx.config
+    registry = ModelRegistry(ctx.engine, cfg.paths.models_dir, cfg.models.keep_versions)
+    for symbol in symbols:
+        missing = [
+            tf
+            for tf in cfg.timeframes.names
+            if registry.load_active(symbol, tf, FEATURE_SPEC.fingerprint) is None
+        ]
+        if not missing:
+            continue
+        _say(out, f"Training {symbol} ({', '.join(missing)})...")
+        outcomes = train_symbol(ctx.engine, registry, cfg, symbol, missing, known_at_ms=known_at_ms)
+        for outcome in outcomes:
+            _say(out, f"  {'✓' if outcome.ok else '✗'} {outcome.symbol} {outcome.timeframe}")
+        calibrate_signals(ctx.engine, cfg, symbol, known_at_ms=known_at_ms)
+
+
+def _deploy(
+    ctx: AppContext,
+    request: DeploymentRequest,
+    out: Out,
+    symbols: Sequence[str],
+    *,
+    already: set[str] | frozenset[str] = frozenset(),
+    stagger_ms: int = 0,
+    announce_monitoring: int | None,
+) -> tuple[DeploymentOutcome, Deployment]:
+    cfg = ctx.config
+    _say(out, "Initializing system components...")
+    with StopRequest() as stop, AlertDispatcher(cfg.alerts, ctx.secrets, ctx.engine) as alerts:
+        monitor = HealthMonitor(cfg, alerts)
+        deployment = Deployment(
+            cfg,
+            ctx.engine,
+            request,
+            now_ms=int(time.time() * 1000),
+            stop=stop,
+            on_minute=monitor.on_minute,
+        )
+        _say(out, "✓ Components initialized")
+        for i, symbol in enumerate(symbols):
+            if symbol in already:
+                _say(out, f"✓ {symbol} already deployed (Phase 1)")
+                continue
+            if i and stagger_ms and not stop():
+                time.sleep(stagger_ms / 1000)
+            _say(out, f"Deploying {symbol}...")
+            for tf in cfg.timeframes.names:
+                _say(out, f"  ✓ Subscribed to {symbol} @ {tf}")
+            _say(out, f"✅ {symbol} deployed successfully")
+        _say(out, "")
+        if announce_monitoring is not None:
+            what = ", ".join(symbols)
+            _say(
+                out,
+                f"✓ Deployment started. Monitoring {what} for "
+                f"{human_duration(announce_monitoring)}...",
+            )
+        else:
+            _say(out, RULE)
+            _say(out, f"✅ FULL ROLLOUT COMPLETE - {len(symbols)} symbols active")
+            _say(out, RULE)
+            _say(out, "Continuous monitoring active. Press Ctrl+C to stop.")
+        outcome = deployment.run()
+    return outcome, deployment
+
+
+class HealthMonitor:
+    """The scheduled health checks: every ``deployment.health_check_minutes`` of candle time,
+    from the stored events (a checkpoint first, so the store holds everything)."""
+
+    def __init__(self, cfg, alerts: AlertDispatcher) -> None:  # type: ignore[no-untyped-def]
+        self.cfg = cfg
+        self.alerts = alerts
+        self.every_ms = cfg.deployment.health_check_minutes * MINUTE_MS
+        self.thresholds = HealthThresholds.from_config(cfg)
+        self.tracker = HealthTracker()
+
+    def on_minute(self, deployment: Deployment, now: int) -> None:
+        if (now - deployment.started_ms) % self.every_ms or now == deployment.started_ms:
+            return
+        deployment.runner.checkpoint(now)
+        start = deployment.started_ms
+        engine = deployment.engine
+        with deployment.store.connect() as conn:
+            since_start = window_metrics(
+                conn,
+                deployment.symbols,
+                start,
+                now,
+                max_drawdown_percent=engine.drawdown.max_drawdown_percent,
+            )
+            last_hour = window_metrics(conn, deployment.symbols, max(start, now - HOUR_MS), now)
+        results = evaluate_health(
+            HealthMetrics.from_windows(since_start, last_hour), self.thresholds
+        )
+        stamp = ms_to_text(now)
+        with deployment.store.begin() as conn:
+            conn.execute(
+                insert(health_checks),
+                [
+                    {"deployment_id": deployment.deployment_id, "timestamp": stamp, **r.as_dict()}
+                    for r in results
+                ],
+            )
+        for line in self.tracker.record(results):
+            log.info("%s", line)
+        at = datetime.fromtimestamp(now / 1000, tz=UTC)
+        for r in results:
+            if r.passed or r.warning is None:
+                continue
+            level = "CRITICAL" if r.action == "rollback" else "WARNING"
+            text = r.warning.split(": ", 1)[-1] if ": " in r.warning else r.warning
+            self.alerts.raise_alert(Alert(level, r.name, text, at=at))
+            if r.action == "rollback":
+                deployment.rollback(now, r.detail)
+
+
+def _stopped(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deployment, out: Out) -> int:
+    with ctx.engine.begin() as conn:
+        deployment_store.finish(conn, outcome.deployment_id, outcome.status)
+    open_positions = len(deployment.engine.broker.book)
+    if outcome.status == deployment_store.ROLLED_BACK:
+        _say(out, f"Deployment rolled back at {ms_to_text(outcome.end_ms)} UTC: {outcome.reason}")
+        _say(out, "All positions closed. Data preserved in database for analysis.")
+        return 1
+    _say(
+        out,
+        f"Deployment stopped at {ms_to_text(outcome.end_ms)} UTC; "
+        f"{open_positions} open position(s) kept. Run the same command to continue.",
+    )
+    return 130
+
+
+def _validate(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deployment, out: Out) -> int:
+    cfg = ctx.config
+    engine = deployment.engine
+    with ctx.engine.connect() as conn:
+        metrics = window_metrics(
+            conn,
+            deployment.symbols,
+            outcome.start_ms,
+            outcome.end_ms,
+            max_drawdown_percent=engine.drawdown.max_drawdown_percent,
+        )
+    result = validate(metrics, cfg.deployment.validation)
+    for line in render_phase_validation(result, 1):
+        _say(out, line)
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%d_%H%M%S")
+    path = Path("production_reports") / f"phase1_{stamp}.json"
+    report = {
+        "phase": 1,
+        "deployment_id": outcome.deployment_id,
+        "symbols": deployment.symbols,
+        "window": {"start": ms_to_text(outcome.start_ms), "end": ms_to_text(outcome.end_ms)},
+        "metrics": metrics.as_dict(),
+        **result.as_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str))
+    with ctx.engine.begin() as conn:
+        deployment_store.finish(
+            conn,
+            outcome.deployment_id,
+            deployment_store.COMPLETED,
+            verdict=result.verdict,
+            criteria_met=result.criteria_met,
+            criteria=result.as_dict(),
+            report_path=str(path),
+        )
+    _say(out, f"Report: {path}")
+    return 0 if result.approved else 1

@@ -1,0 +1,223 @@
+"""One deployment: the engine trading a set of symbols on a feed, with health checks, operator
+control (rollback, manual retrains) and, for a bounded phase, its validation at the end.
+
+The engine state lives in an ``engine_runs`` row of kind ``deployment`` (the same checkpoints as
+a backtest): Ctrl+C / SIGTERM stop at a minute boundary and keep the open positions, and the
+next deployment of the same symbols continues from that state. A rollback (``--rollback`` from
+another terminal, through the ``deployments.control`` column, or the drawdown limit) flattens
+every position first.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from candlewise.config import AppConfig
+from candlewise.engine import TradingEngine
+from candlewise.engine_setup import build_predictor, primed_aggregators, warm_up
+from candlewise.ingest import check_source
+from candlewise.logging_setup import get_logger
+from candlewise.market.feed_factory import FeedPlan, plan_feed
+from candlewise.models.registry import ModelRegistry
+from candlewise.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrainer
+from candlewise.runner import EngineRunner, Interrupted
+from candlewise.store import deployment_store
+from candlewise.store.run_store import (
+    FINISHED,
+    RunRecord,
+    create_run,
+    save_checkpoint,
+)
+from candlewise.store.tables import engine_runs
+from candlewise.trading.paper_broker import PaperBroker
+
+RUN_KIND = "deployment"
+log = get_logger("deployment")
+
+
+@dataclass(frozen=True)
+class DeploymentRequest:
+    phase: int
+    symbols: tuple[str, ...]
+    feed: str
+    duration_ms: int | None
+    """None: until stopped (phase 3)."""
+    speed: float | None
+    """None: as fast as possible (simulated or replayed feeds only)."""
+    files: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeploymentOutcome:
+    deployment_id: int
+    run_id: int
+    status: str
+    """completed, stopped (Ctrl+C / SIGTERM, positions kept) or rolled_back (flattened)."""
+    start_ms: int
+    end_ms: int
+    reason: str | None = None
+
+
+MinuteHook = Callable[["Deployment", int], None]
+
+
+class Deployment:
+    def __init__(
+        self,
+        cfg: AppConfig,
+        store: Engine,
+        request: DeploymentRequest,
+        *,
+        now_ms: int,
+        stop: Callable[[], bool] | None = None,
+        on_minute: MinuteHook | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.request = request
+        self.symbols = list(request.symbols)
+        self.stop = stop
+        self.on_minute_hook = on_minute
+        self._rollback_reason: str | None = None
+        self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
+        # A simulated deployment plays [now - duration, now) of the seed's history, also where
+        # the store holds it already (the same candles): "the last 6 hours" are then real rows.
+        self.plan: FeedPlan = plan_feed(
+            request.feed,
+            cfg,
+            self.symbols,
+            engine=None if request.feed == "simulated" else store,
+            now_ms=now_ms,
+            duration_ms=request.duration_ms,
+            speed=request.speed,
+            files=request.files,
+        )
+        self.source: str = getattr(self.plan.feed, "source", request.feed)
+        if hasattr(self.plan.clock, "interrupt"):  # a stop must not wait for the next candle
+            self.plan.clock.interrupt = self._stop_requested
+        with store.begin() as conn:
+            for symbol in self.symbols:
+                check_source(conn, symbol, self.source)
+        live = request.speed is not None or request.feed == "binance"
+        self.retrainer: Retrainer = (
+            ProcessRetrainer(store, self.registry, cfg)
+            if live
+            else InlineRetrainer(store, self.registry, cfg)
+        )
+        self.engine, self.run_id, snapshot, self.cursor = self._engine()
+        with store.begin() as conn:
+            self.deployment_id = deployment_store.create_deployment(
+                conn, request.phase, self.symbols, self.run_id
+            )
+        self.started_ms = self.plan.start_ms
+        self.runner = EngineRunner(
+            self.engine,
+            store,
+            self.run_id,
+            snapshot,
+            candle_source=None if self.source == "replay" and not request.files else self.source,
+            read_ahead=not live,
+            stop=self._stop_requested,
+            on_minute=self._on_minute,
+        )
+        self.runner.checkpoint(self.cursor)
+
+    # --- set-up ---------------------------------------------------------------------------------
+
+    def _engine(self) -> tuple[TradingEngine, int, dict, int]:
+        """A new engine at the feed's start, or the state a stopped deployment of the same
+        symbols left (open positions kept), continued from its last checkpoint."""
+        cfg, store = self.cfg, self.store
+        predictor = build_predictor(cfg, self.registry, cfg.paths.models_dir, self.symbols)
+        broker = PaperBroker(
+            cfg.paper, cfg.risk, "live-spot" if cfg.live_trading.mode == "live" else "paper"
+        )
+        previous = _unfinished_run(store, self.symbols)
+        start = self.plan.start_ms
+        with store.begin() as conn:
+            run_id = create_run(conn, RUN_KIND, {"symbols": self.symbols})
+        engine = TradingEngine(
+            cfg, store, self.registry, predictor, broker, run_id=run_id, retrainer=self.retrainer
+        )
+        if previous is not None and previous.snapshot:
+            snapshot = pickle.loads(previous.snapshot)
+            engine.restore(snapshot["engine"])
+            with store.begin() as conn:  # the old run is continued by the new one
+                save_checkpoint(
+                    conn, previous.id, previous.cursor_ms or start, previous.snapshot, FINISHED
+                )
+            log.info("Continuing the state of deployment run %d (open positions kept)", previous.id)
+        else:
+            warm_up(predictor, store, self.symbols, start)
+            snapshot = {"aggregators": primed_aggregators(store, self.symbols, start)}
+        return engine, run_id, snapshot, start
+
+    # --- running --------------------------------------------------------------------------------
+
+    def run(self) -> DeploymentOutcome:
+        status = deployment_store.COMPLETED
+        last = None
+        try:
+            last = self.runner.run(self.plan.feed.candles(), self.cursor)
+        except Interrupted as exc:
+            last = exc.cursor_ms
+            status = (
+                deployment_store.ROLLED_BACK
+                if self._rollback_reason is not None
+                else deployment_store.STOPPED
+            )
+        finally:
+            self.retrainer.close()
+        end = last if last is not None else self.cursor
+        self.runner.checkpoint(end, FINISHED)
+        return DeploymentOutcome(
+            self.deployment_id, self.run_id, status, self.started_ms, end, self._rollback_reason
+        )
+
+    def rollback(self, now: int, reason: str) -> None:
+        """Flatten every position, stop trading and stop the run at this minute."""
+        if self._rollback_reason is None:
+            self._rollback_reason = reason
+            self.engine.rollback(now, reason)
+
+    def _stop_requested(self) -> bool:
+        return self._rollback_reason is not None or (self.stop is not None and self.stop())
+
+    def _on_minute(self, now: int) -> None:
+        with self.store.connect() as conn:
+            record = deployment_store.get_deployment(conn, self.deployment_id)
+        if record is not None and record.control == deployment_store.ROLLBACK:
+            self.rollback(now, "rollback requested by the operator")
+        if self.request.speed is not None or self.request.feed == "binance":
+            self.engine.take_manual_requests(now, self.symbols)
+        if self.on_minute_hook is not None:
+            self.on_minute_hook(self, now)
+
+
+def _unfinished_run(store: Engine, symbols: Sequence[str]) -> RunRecord | None:
+    from sqlalchemy import select
+
+    from candlewise.store.run_store import RUNNING, _record, canonical
+
+    c = engine_runs.c
+    with store.connect() as conn:
+        row = (
+            conn.execute(
+                select(engine_runs)
+                .where(
+                    c.kind == RUN_KIND,
+                    c.status == RUNNING,
+                    c.params == canonical({"symbols": list(symbols)}),
+                )
+                .order_by(c.id.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+    return None if row is None else _record(row)
