@@ -155,12 +155,23 @@ def _phase3(
     if not _pre_checks(ctx, symbols, feed, out, train_missing=True, quiet=True):
         return 2
     done = set(phase1.symbols) if phase1 is not None and phase1.verdict else set()
-    stagger = parse_duration_ms(opt.stagger) if opt.stagger else cfg.deployment.stagger_ms
+    stagger = _stagger_ms(opt.stagger, cfg.deployment.stagger_ms)
     request = DeploymentRequest(3, tuple(symbols), feed, duration, speed)
     outcome, deployment = _deploy(
         ctx, request, out, symbols, already=done, stagger_ms=stagger, announce_monitoring=None
     )
     return _stopped(ctx, outcome, deployment, out) if outcome.status != "completed" else 0
+
+
+def _stagger_ms(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    if text.strip().lower() in {"0", "0s", "0m", "0h", "0d"}:
+        return 0
+    try:
+        return parse_duration_ms(text)
+    except ValueError as exc:
+        raise UserError(f"--stagger: {exc}") from None
 
 
 def _operator() -> str:
