@@ -308,6 +308,117 @@ class AlertsConfig(_Frozen):
     """Where alerts go; ``log`` is always on. Channel URLs and tokens come from .env."""
     min_interval_seconds: StrictFloat = Field(300.0, ge=0.0)
     """The same alert is sent at most once per this interval."""
+    retry_attempts: StrictInt = Field(3, ge=1, le=10)
+    """Delivery attempts per channel before an alert is recorded as undelivered."""
+    retry_backoff_seconds: StrictFloat = Field(0.5, ge=0.0, le=60.0)
+    """Wait before the first retry; doubled before each further one (0.5, 1, 2 s)."""
+    timeout_seconds: StrictFloat = Field(5.0, gt=0.0, le=60.0)
+    """Network timeout of one delivery attempt: a dead endpoint must not hold the queue long."""
+    queue_size: StrictInt = Field(100, ge=1, le=100_000)
+    """Alerts waiting for delivery; when full the oldest is dropped (and counted)."""
+    telegram_api_url: str = "https://api.telegram.org"
+    """Base of Telegram's bot API (a proxy or a test server may stand in)."""
+    smtp_host: str = ""
+    """SMTP server for the ``email`` channel; its password is SMTP_PASSWORD in .env."""
+    smtp_port: StrictInt = Field(587, ge=1, le=65535)
+    smtp_user: str = ""
+    """Login name; empty means the server needs no login."""
+    smtp_starttls: StrictBool = True
+    """Upgrade the connection with STARTTLS before logging in (off only for a local relay)."""
+    smtp_from: str = ""
+    smtp_to: tuple[str, ...] = ()
+    """Recipients of alert e-mails."""
+
+
+class PhaseValidationConfig(_Frozen):
+    """The five criteria a phase (or a paper-trading validation) is judged on at its end."""
+
+    win_rate: Annotated[StrictFloat, _fraction(ge=0.0, le=1.0)] = 0.50
+    """Fraction of closed trades won; the criterion passes at or above it."""
+    max_drawdown: StrictFloat = Field(15.0, gt=0.0, le=100.0)
+    """Percent (not a fraction) mark-to-market drawdown; passes at or below it."""
+    error_rate: Annotated[StrictFloat, _fraction(gt=0.0, le=1.0)] = 0.05
+    """Errors per handled candle event; passes below it."""
+    profitability: StrictFloat = 0.0
+    """Realised P&L in the quote currency (USDT); passes above it."""
+    stability: StrictFloat = Field(2.0, gt=0.0, le=60.0)
+    """Mode transitions per hour (busiest symbol); passes below it."""
+    min_criteria: StrictInt = Field(4, ge=1, le=5)
+    """Criteria (of 5) that must pass for the verdict APPROVED."""
+
+    @field_validator("max_drawdown")
+    @classmethod
+    def _drawdown(cls, v: float) -> float:
+        if 0 < v < 1:
+            raise ValueError(
+                f"max_drawdown is in percent; {v:g} means {v:g} %. Did you mean {v * 100:g}?"
+            )
+        return v
+
+
+class HealthThresholdsConfig(_Frozen):
+    """The scheduled health checks while a deployment runs. The drawdown check uses
+    ``risk.max_drawdown_percent`` (reaching it rolls back); the others alert."""
+
+    win_rate: Annotated[StrictFloat, _fraction(ge=0.0, le=1.0)] = 0.40
+    """Fraction of the deployment's closed trades won; passes at or above it."""
+    min_trades: StrictInt = Field(20, ge=1, le=1_000_000)
+    """The win rate is judged only from this many closed trades on."""
+    error_rate: Annotated[StrictFloat, _fraction(gt=0.0, le=1.0)] = 0.05
+    """Errors per handled candle event over the last hour; passes below it."""
+    stability: StrictFloat = Field(2.0, gt=0.0, le=60.0)
+    """Mode transitions per hour over the last hour (busiest symbol); passes below it."""
+    uptime: Annotated[StrictFloat, _fraction(ge=0.0, lt=1.0)] = 0.95
+    """Share of the deployment's minutes whose candles were handled; passes above it."""
+
+
+_ZERO_DURATIONS = frozenset({"0", "0s", "0m", "0h", "0d"})
+
+
+def _duration_text(value: str, *, zero_ok: bool = False) -> str:
+    from candlewise.clock import parse_duration_ms
+
+    if zero_ok and value.strip().lower() in _ZERO_DURATIONS:
+        return value
+    parse_duration_ms(value)  # ValueError names the accepted forms
+    return value
+
+
+class DeploymentConfig(_Frozen):
+    """The phased rollout: phase 1's length, phase 3's stagger, health checks, validation."""
+
+    phase1_duration: str = "24h"
+    """How long phase 1 runs before its validation, e.g. 24h, 90m, 2d."""
+    stagger: str = "30s"
+    """Pause between two symbols deployed in phase 3 (0s: none)."""
+    health_check_minutes: StrictInt = Field(60, ge=1, le=24 * 60)
+    """Minutes between two health checks (candle time)."""
+    validation: PhaseValidationConfig = PhaseValidationConfig()
+    health: HealthThresholdsConfig = HealthThresholdsConfig()
+
+    @field_validator("phase1_duration")
+    @classmethod
+    def _phase1(cls, v: str) -> str:
+        return _duration_text(v)
+
+    @field_validator("stagger")
+    @classmethod
+    def _stagger(cls, v: str) -> str:
+        return _duration_text(v, zero_ok=True)
+
+    @property
+    def phase1_duration_ms(self) -> int:
+        from candlewise.clock import parse_duration_ms
+
+        return parse_duration_ms(self.phase1_duration)
+
+    @property
+    def stagger_ms(self) -> int:
+        from candlewise.clock import parse_duration_ms
+
+        if self.stagger.strip().lower() in _ZERO_DURATIONS:
+            return 0
+        return parse_duration_ms(self.stagger)
 
 
 class AppConfig(_Frozen):
@@ -324,6 +435,7 @@ class AppConfig(_Frozen):
     paths: PathsConfig = PathsConfig()
     logging: LoggingConfig = LoggingConfig()
     alerts: AlertsConfig = AlertsConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
 
     @field_validator("symbols")
     @classmethod
