@@ -63,3 +63,26 @@ def test_one_symbols_failure_is_recorded_and_the_others_continue(
     assert btc_minutes == warm  # BTC signalled every minute it could: it never noticed
     error_log = (tmp_path / "logs" / "error.log").read_text()
     assert "[ETH/USDT] Error handling candle" in error_log
+
+
+def test_the_daily_loss_limit_is_announced_once_per_day(
+    sqlite_engine: Engine, tmp_path: Path
+) -> None:
+    cfg = AppConfig()
+    broker = PaperBroker(cfg.paper, cfg.risk)
+    alerts: list[object] = []
+    engine = TradingEngine(cfg, sqlite_engine, ModelRegistry(sqlite_engine, tmp_path / "m"),
+                           LivePredictor({"1m": 1.0}, {}), broker, alert=alerts.append)  # fmt: skip
+    day = 86_400_000
+    broker.limits.observe(10_000.0, DAY0 + 60_000)  # the day starts at 10,000
+    engine.end_minute(DAY0 + 120_000)
+    assert alerts == []
+    broker.limits.observe(9_500.0, DAY0 + 180_000)  # 5 % down: the default limit
+    broker.cash = 9_500.0
+    engine.end_minute(DAY0 + 180_000)
+    engine.end_minute(DAY0 + 240_000)
+    assert [(a.level, a.kind) for a in alerts] == [("WARNING", "daily_loss")]  # type: ignore[attr-defined]
+    assert alerts[0].text.startswith("⚠️  WARNING: Daily loss limit reached: equity 5.00% below")  # type: ignore[attr-defined]
+    broker.limits.observe(9_500.0, DAY0 + day + 60_000)  # a new UTC day: entries allowed again
+    engine.end_minute(DAY0 + day + 60_000)
+    assert len(alerts) == 1

@@ -27,12 +27,15 @@ only measured for retrain durations, which are reported, never acted on.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
+from candlewise.alerts.model import Alert
 from candlewise.config import AppConfig
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.drift import DriftMonitor
@@ -51,6 +54,7 @@ from candlewise.market.candle import Candle
 from candlewise.models.registry import ModelRegistry
 from candlewise.retrain_worker import InlineRetrainer, Retrainer, RetrainOutcome
 from candlewise.risk.drawdown import DrawdownGuard
+from candlewise.risk.limits import utc_day
 from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store.learning_store import RetrainAttempt
@@ -79,6 +83,8 @@ class EngineStats:
     shadow_trades: int = 0
     errors: int = 0
     rollback: str | None = None
+    daily_loss_day: int | None = None
+    """UTC day (days since the epoch) whose daily loss limit was last announced."""
 
 
 Checkpoint = Callable[[int], None]
@@ -98,6 +104,7 @@ class TradingEngine:
         checkpoint: Checkpoint | None = None,
         run_id: int | None = None,
         retrainer: Retrainer | None = None,
+        alert: Callable[[Alert], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.store = store
@@ -121,6 +128,8 @@ class TradingEngine:
         self._checkpoint = checkpoint if checkpoint is not None else self.flush
         self._flavour = "live" if cfg.live_trading.mode == "live" else "paper"
         self.retrainer: Retrainer = retrainer or InlineRetrainer(store, registry, cfg)
+        self.alert = alert
+        """Where alerts go (a deployment's dispatcher); the log always gets them."""
 
     # --- events --------------------------------------------------------------------------------
 
@@ -145,6 +154,7 @@ class TradingEngine:
     def end_minute(self, now: int) -> None:
         """Every symbol's candle of the minute closing at ``now`` has been handled."""
         self._check_drawdown(now)
+        self._check_daily_loss(now)
         if now % (EQUITY_SAMPLE_MINUTES * MINUTE_MS) == 0:
             self.outbox.equity(
                 self.run_id, now, self.broker.equity(), self.drawdown.drawdown_percent
@@ -238,9 +248,31 @@ class TradingEngine:
         event = self.drawdown.update(self.broker.equity(), now)
         if event is None:
             return
-        log.critical("%s", event.message)
+        self._alert("CRITICAL", "drawdown", event.message.split(": ", 1)[-1], now)
         if event.kind == "rollback":
             self.rollback(now, event.message)
+
+    def _check_daily_loss(self, now: int) -> None:
+        """Announce (log and alert) the first minute of a UTC day blocked by the daily loss."""
+        limits = self.broker.limits
+        day = utc_day(now)
+        if not limits.blocked(now) or self.stats.daily_loss_day == day:
+            return
+        self.stats.daily_loss_day = day
+        loss = limits.daily_loss(self.broker.equity()) * 100
+        message = (
+            f"Daily loss limit reached: equity {loss:.2f}% below the day's start "
+            f"(limit {self.cfg.risk.daily_loss_limit * 100:g}%); no new entries until 00:00 UTC"
+        )
+        self._alert("WARNING", "daily_loss", message, now)
+
+    def _alert(self, level: str, kind: str, message: str, now: int) -> None:
+        """To the alert sink, which logs it too; without one, to the log alone."""
+        alert = Alert(level, kind, message, at=datetime.fromtimestamp(now / 1000, tz=UTC))  # type: ignore[arg-type]
+        if self.alert is not None:
+            self.alert(alert)
+        else:
+            log.log(logging.CRITICAL if level == "CRITICAL" else logging.WARNING, "%s", alert.text)
 
     def rollback(self, now: int, reason: str) -> None:
         """Flatten every position at the last prices and stop new entries, for good."""

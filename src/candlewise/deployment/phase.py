@@ -267,6 +267,7 @@ def _deploy(
             stop=stop,
             on_minute=monitor.on_minute,
         )
+        deployment.engine.alert = alerts.raise_alert
         _say(out, "✓ Components initialized")
         for i, symbol in enumerate(symbols):
             if symbol in already:
