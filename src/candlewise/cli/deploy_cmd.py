@@ -94,6 +94,44 @@ def deploy(
         raise typer.Exit(code)
 
 
+def validate_paper(
+    duration: Annotated[
+        str, typer.Option("--duration", help="Hours (48) or with a unit (90m, 2d).")
+    ] = "48",
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="Comma list (default: the config's).")
+    ] = None,
+    feed: Annotated[
+        str | None,
+        typer.Option("--feed", help="simulated | replay | binance (default: data.feed)."),
+    ] = None,
+    speed: Annotated[
+        str, typer.Option("--speed", help="'max' (simulated/replay) or a factor; 1 = real time.")
+    ] = "1",
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Paper trading in a sandbox for --duration, judged on the phase criteria."""
+    from candlewise.cli.options import split_symbols
+    from candlewise.clock import parse_duration_ms, parse_speed
+    from candlewise.deployment.paper_validation import run_paper_validation
+
+    ctx = AppContext(config, db)
+    text = duration.strip()
+    try:
+        duration_ms = parse_duration_ms(f"{text}h" if text.replace(".", "", 1).isdigit() else text)
+        pace = parse_speed(speed)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    chosen = split_symbols(symbols, ctx.config.symbols)
+    ctx.start_logging()
+    code = run_paper_validation(
+        ctx, chosen, feed or ctx.config.data.feed, duration_ms, pace, console.print
+    )
+    if code:
+        raise typer.Exit(code)
+
+
 def _rollback(ctx: AppContext) -> None:
     from candlewise.store import deployment_store
 

@@ -47,6 +47,7 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("backtest")(backtest_cmd.backtest)
 app.command("retrain")(retrain_cmd.retrain_command)
 app.command("deploy")(deploy_cmd.deploy)
+app.command("validate-paper")(deploy_cmd.validate_paper)
 app.command("demo")(demo_cmd.demo)
 
 

@@ -1,0 +1,127 @@
+"""``python run_paper_trading_validation.py --duration 48``: paper trading in a sandbox, judged
+on the phase criteria, written to ``validation_results/<stamp>.json`` and ``.md``.
+
+The sandbox is a database and a models folder of its own (``validation_results/<stamp>/``),
+seeded with the main store's 1m candles known at the window start and a copy of the active
+models, so that the validation's trades and retrains never mix with a deployment's rows or
+models. Phase 1's pre-deployment checks report the newest result.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from candlewise.cli.context import AppContext
+from candlewise.deployment.metrics import window_metrics
+from candlewise.deployment.session import Deployment, DeploymentRequest
+from candlewise.deployment.validation import render_results, validate
+from candlewise.ingest import ingest_frame
+from candlewise.logging_setup import get_logger
+from candlewise.shutdown import StopRequest
+from candlewise.store import candle_store, deployment_store
+from candlewise.store.db import open_store
+from candlewise.store.timestamps import ms_to_text
+from candlewise.timeframes import MINUTE_MS
+
+RESULTS_DIR = Path("validation_results")
+log = get_logger("validation")
+Out = Callable[[str], None]
+
+
+def run_paper_validation(
+    ctx: AppContext,
+    symbols: Sequence[str],
+    feed: str,
+    duration_ms: int,
+    speed: float | None,
+    out: Out,
+) -> int:
+    cfg = ctx.config
+    stamp = datetime.now(tz=UTC).strftime("%Y%m%d_%H%M%S")
+    sandbox = RESULTS_DIR / stamp
+    now = int(time.time() * 1000)
+    start = now - now % MINUTE_MS - duration_ms
+    out("=" * 80)
+    out("PAPER TRADING VALIDATION")
+    out("=" * 80)
+    out(f"Symbols: {', '.join(symbols)} | Duration: {duration_ms / 3_600_000:g} hours | "
+        f"Feed: {feed}{'' if speed is None else f' x{speed:g}'}")  # fmt: skip
+    out(f"Sandbox: {sandbox}/ (its own database and models: nothing touches {cfg.database.url})")
+    store = open_store(f"sqlite:///{sandbox / 'validation.db'}")
+    models = sandbox / "models"
+    shutil.copytree(cfg.paths.models_dir, models, dirs_exist_ok=True)
+    with ctx.engine.connect() as conn:
+        for symbol in symbols:
+            frame = candle_store.load_frame(conn, symbol, "1m", end_ms=start)
+            source = candle_store.latest_source(conn, symbol) or "replay"
+            if not frame.empty:
+                ingest_frame(store, frame, symbol, "1m", source)
+    sandbox_cfg = cfg.model_copy(
+        update={"paths": cfg.paths.model_copy(update={"models_dir": str(models)})}
+    )
+    request = DeploymentRequest(0, tuple(symbols), feed, duration_ms, speed)
+    with StopRequest() as stop:
+        deployment = Deployment(sandbox_cfg, store, request, now_ms=now, stop=stop)
+        out(f"Paper trading {', '.join(symbols)} from {ms_to_text(deployment.started_ms)} UTC...")
+        outcome = deployment.run()
+    with store.connect() as conn:
+        metrics = window_metrics(
+            conn, symbols, outcome.start_ms, outcome.end_ms,
+            max_drawdown_percent=deployment.engine.drawdown.max_drawdown_percent,
+        )  # fmt: skip
+    result = validate(metrics, cfg.deployment.validation)
+    lines = render_results(result, "PAPER TRADING VALIDATION RESULTS")
+    for line in lines:
+        out(line)
+    with store.begin() as conn:
+        deployment_store.finish(
+            conn, outcome.deployment_id, outcome.status, verdict=result.verdict,
+            criteria_met=result.criteria_met, criteria=result.as_dict(),
+        )  # fmt: skip
+    if outcome.status != deployment_store.COMPLETED:
+        out(f"Stopped early ({outcome.status}): the result covers "
+            f"{ms_to_text(outcome.start_ms)} to {ms_to_text(outcome.end_ms)} UTC only")  # fmt: skip
+    report = {
+        "kind": "paper_trading_validation",
+        "generated_at": datetime.now(tz=UTC).isoformat(timespec="seconds"),
+        "symbols": list(symbols),
+        "feed": feed,
+        "status": outcome.status,
+        "window": {"start": ms_to_text(outcome.start_ms), "end": ms_to_text(outcome.end_ms)},
+        "metrics": metrics.as_dict(),
+        "sandbox": str(sandbox),
+        **result.as_dict(),
+    }
+    json_path = RESULTS_DIR / f"{stamp}.json"
+    json_path.write_text(json.dumps(report, indent=2, default=str))
+    md_path = RESULTS_DIR / f"{stamp}.md"
+    md_path.write_text(_markdown(report, lines))
+    out(f"Results: {json_path} and {md_path}")
+    store.dispose()
+    return 0 if result.approved and outcome.status == deployment_store.COMPLETED else 1
+
+
+def _markdown(report: dict, lines: list[str]) -> str:  # type: ignore[type-arg]
+    m = report["metrics"]
+    window = report["window"]
+    return "\n".join(
+        [
+            f"# Paper trading validation: {report['verdict']}",
+            "",
+            f"- Symbols: {', '.join(report['symbols'])} (feed: {report['feed']})",
+            f"- Window: {window['start']} to {window['end']} UTC ({report['status']})",
+            f"- Trades: {m['trades']} ({m['wins']} won), P&L ${m['pnl']:,.2f}",
+            f"- Max drawdown {m['max_drawdown_percent']:.2f}%, error rate "
+            f"{100 * m['error_rate']:.2f}%, {m['transitions_per_hour']:.2f} mode transitions/hour",
+            "",
+            "```",
+            *lines,
+            "```",
+            "",
+        ]
+    )
