@@ -287,3 +287,17 @@ def test_bad_windows_and_missing_candles_exit_2_and_leave_no_run_database(
     monkeypatch.setenv("CANDLEWISE_DATABASE_URL", "sqlite:///data/sim.db")
     assert run(["data", "simulate", "--days", "0.1", "--seed", "4", "--config", "eth.yaml"]) == 0
     refused(["--feed", "replay"], "ETH/USDT candles stored in data/sim.db are simulated (seed 4)")
+
+
+@pytest.mark.timeout(300)
+def test_cost_aware_entries_refuse_trades_that_cannot_pay_their_costs(
+    workdir: Path, capsys
+) -> None:
+    (workdir / "cost.yaml").write_text(LOW_THRESHOLD + "risk:\n  min_edge_over_costs: 1.0\n")
+    argv = ["backtest", "--config", "cost.yaml", "--days", "0.5", "--seed", "3",
+            "--warmup-days", "12", "--no-retrain", "--db", "data/c.db"]  # fmt: skip
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    skipped = int(re.search(r"Signals below costs \(not traded\): (\d+)", out).group(1))  # type: ignore[union-attr]
+    assert "Trades: 0 " in out and "Shadow trades (LEARNING mode, no orders): 0" in out
+    assert skipped > 700  # every signal of the half day: none expects to cover 0.3 %

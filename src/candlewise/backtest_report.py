@@ -53,6 +53,7 @@ class BacktestReport:
     unrealized_pnl: float = 0.0
     final_equity: float = 0.0
     shadow_trades: int = 0
+    skipped_costs: int = 0
     untrained: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -124,6 +125,7 @@ def build_report(
         unrealized_pnl=equity - starting_balance - pnl,
         final_equity=equity,
         shadow_trades=int(shadows),
+        skipped_costs=engine.stats.skipped_costs,
         untrained=tuple(untrained),
     )
 

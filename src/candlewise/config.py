@@ -174,6 +174,11 @@ class RiskConfig(_Frozen):
     """Fraction of the entry price at which every position is stopped out."""
     max_total_exposure: Annotated[StrictFloat, _fraction(gt=0.0, le=1.0)] = 1.0
     """Fraction of equity that all open positions together may use."""
+    min_edge_over_costs: StrictFloat = Field(0.0, ge=0.0, le=100.0)
+    """An entry needs an expected gain of at least this many times its round-trip costs
+    (2 x (fee_rate + slippage)); the expected gain is (2 x confidence - 1) x the timeframe's
+    mean absolute candle move over the prediction window. 0 (default) turns the check off;
+    1.0 refuses every trade that cannot pay its costs on average (see risk/edge.py)."""
 
     @field_validator("max_drawdown_percent")
     @classmethod

@@ -54,6 +54,7 @@ from candlewise.market.candle import Candle
 from candlewise.models.registry import ModelRegistry
 from candlewise.retrain_worker import InlineRetrainer, Retrainer, RetrainOutcome
 from candlewise.risk.drawdown import DrawdownGuard
+from candlewise.risk.edge import check_edge, mean_abs_move, round_trip_cost
 from candlewise.risk.limits import utc_day
 from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.signals.live import LivePredictor, ModelSlot
@@ -83,6 +84,8 @@ class EngineStats:
     shadow_trades: int = 0
     errors: int = 0
     rollback: str | None = None
+    skipped_costs: int = 0
+    """Signals not traded (nor shadow-traded) because their expected gain is below costs."""
     daily_loss_day: int | None = None
     """UTC day (days since the epoch) whose daily loss limit was last announced."""
 
@@ -129,6 +132,7 @@ class TradingEngine:
         self._flavour = "live" if cfg.live_trading.mode == "live" else "paper"
         self.retrainer: Retrainer = retrainer or InlineRetrainer(store, registry, cfg)
         self.alert = alert
+        self._cost = round_trip_cost(cfg.paper.fee_rate, cfg.paper.slippage)
         """Where alerts go (a deployment's dispatcher); the log always gets them."""
 
     # --- events --------------------------------------------------------------------------------
@@ -200,6 +204,15 @@ class TradingEngine:
         decision = self.policy.on_signal(signal.symbol, signal.timeframe, mode, signal.timestamp)
         if decision is not None:
             log.info("%s", format_triggered(decision))
+        edge = check_edge(
+            signal.confidence,
+            mean_abs_move(self.predictor.closes(signal.symbol, signal.timeframe)),
+            self._cost,
+            self.cfg.risk.min_edge_over_costs,
+        )
+        if not edge.passes:  # a trade that cannot pay its costs: neither order nor shadow
+            self.stats.skipped_costs += 1
+            return
         if mode != Mode.TRADING:
             shadow = self.shadow.on_signal(signal, price)
             if shadow.closed is not None:

@@ -213,6 +213,8 @@ def backtest(
         f"Mode transitions/hour (busiest symbol): {report.transitions_per_hour:.3f}"
     )
     console.print(f"  Shadow trades (LEARNING mode, no orders): {report.shadow_trades}")
+    if report.skipped_costs:
+        console.print(f"  Signals below costs (not traded): {report.skipped_costs}")
     share = ", ".join(f"{s} {100 * v:.1f}%" for s, v in report.trading_share.items())
     console.print(f"  Time in TRADING mode: {share}")
     console.print(f"  Retrains by reason: {retrains} ({report.retrains_accepted} accepted)")

@@ -148,6 +148,10 @@ class LivePredictor:
         value = cached[1].popleft()
         return None if math.isnan(value) else value
 
+    def closes(self, symbol: str, timeframe: str) -> list[float]:
+        """The closes of the prediction window (oldest first): what an edge estimate may use."""
+        return [row[4] for row in self._buffers.get((symbol, timeframe), ())]
+
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs to continue exactly: windows, latest predictions, versions
         (the models themselves are files in the registry)."""
