@@ -350,6 +350,9 @@ class PhaseValidationConfig(_Frozen):
     """Mode transitions per hour (busiest symbol); passes below it."""
     min_criteria: StrictInt = Field(4, ge=1, le=5)
     """Criteria (of 5) that must pass for the verdict APPROVED."""
+    min_trades: StrictInt = Field(20, ge=0, le=1_000_000)
+    """The win rate criterion fails below this many closed trades: a 100 % win rate over one
+    trade is no evidence (the guide does not say; the health check uses the same 20)."""
 
     @field_validator("max_drawdown")
     @classmethod

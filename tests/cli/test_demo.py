@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from candlewise.cli.main import run
 from tests.store.guide_queries import GUIDE_QUERIES
@@ -12,17 +15,30 @@ from tests.store.guide_queries import GUIDE_QUERIES
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_fills_the_store_and_every_guide_query_runs(workdir: Path, capsys) -> None:
+@pytest.mark.timeout(600)
+def test_demo_trains_validates_runs_phase1_and_every_guide_query_runs(
+    workdir: Path, capsys
+) -> None:
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
-    assert run(["demo", "--days", "0.5"]) == 0
+    assert run(["demo", "--hours", "2"]) == 0
     out = capsys.readouterr().out
-    assert "✓ 1,440 new 1m candles recorded from the simulated feed" in out  # 2 symbols x 720
-    assert "BTC/USDT|" in out and "ETH/USDT|" in out
+    for line in ("✓ BTC/USDT: 345,600 simulated 1m candles (seed 42)", "✓ BTC/USDT 1d",
+                 "PAPER TRADING VALIDATION RESULTS", "PHASE 1: SINGLE SYMBOL DEPLOYMENT",
+                 "Pre-deployment checks: 5/5 passed", "PHASE 1 VALIDATION RESULTS"):  # fmt: skip
+        assert line in out, line
+    verdict = re.findall(r"^Verdict: (APPROVED|REJECTED)$", out, re.M)
+    assert len(verdict) == 2  # the validation's and phase 1's
     con = sqlite3.connect(workdir / "data" / "trading.db")
     try:
         results = [con.execute(q).fetchall() for q in GUIDE_QUERIES]
+        stored = con.execute("SELECT verdict FROM deployments WHERE phase = 1").fetchall()
     finally:
         con.close()
     assert results[0] == [("ok",)]
-    per_symbol = dict(results[1])
-    assert set(per_symbol) == {"BTC/USDT", "ETH/USDT"} and per_symbol["BTC/USDT"] >= 720
+    assert dict(results[1])["BTC/USDT"] >= 345_600
+    assert stored == [(verdict[1],)]
+    assert len(list((workdir / "validation_results").glob("*.json"))) == 1
+
+    assert run(["demo", "--hours", "1"]) == 0  # again: the first demo is set aside, not lost
+    assert "starting afresh" in capsys.readouterr().out
+    assert len(list((workdir / "backups").iterdir())) == 1

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -135,7 +133,6 @@ def validate_paper(
 def _rollback(ctx: AppContext) -> None:
     from candlewise.store import deployment_store
 
-    cfg = ctx.config
     ctx.start_logging()
     console.print(RULE)
     console.print("INITIATING ROLLBACK")
@@ -181,7 +178,6 @@ def _rollback(ctx: AppContext) -> None:
         raise UserError(f"{open_left} position(s) are still open after the rollback")
     console.print("✓ Rollback complete. System stopped.")
     console.print("Data preserved in database for analysis.")
-    _ = cfg
 
 
 def _alive(pid: int | None) -> bool:
@@ -194,11 +190,3 @@ def _alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def stamp_now() -> str:
-    return datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def reports_dir() -> Path:
-    return Path("production_reports")

@@ -96,11 +96,18 @@ def check_database(store: Engine) -> CheckResult:
     url = str(store.url)
     line = "Database integrity: FAILED"
     path = sqlite_path(url) if store.dialect.name == "sqlite" else None
-    restore = "restore the newest backup with 'candlewise restore' (the damaged files are kept)"
+    restore = (
+        "restore the newest backup with 'candlewise restore' (it backs up the current files first)"
+    )
     try:
         if store.dialect.name == "sqlite":
             with store.connect() as conn:
-                rows = [str(r) for r in conn.exec_driver_sql("PRAGMA quick_check").scalars()]
+                rows = [
+                    text
+                    for row in conn.exec_driver_sql("PRAGMA quick_check").scalars()
+                    for text in str(row).splitlines()
+                    if text and not text.startswith("*** in database")
+                ]
             if rows != ["ok"]:
                 shown = "; ".join(rows[:_SHOWN_PROBLEMS])
                 more = (

@@ -53,7 +53,10 @@ class WindowMetrics:
 
     @property
     def error_rate(self) -> float:
-        return self.errors / self.events if self.events else 0.0
+        """Errors with no candle handled at all count as a 100 % error rate."""
+        if self.events:
+            return self.errors / self.events
+        return 1.0 if self.errors else 0.0
 
     def as_dict(self) -> dict[str, float | int]:
         return {**asdict(self), "win_rate": self.win_rate, "error_rate": self.error_rate}

@@ -28,7 +28,6 @@ from candlewise.store.db import open_store
 from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import MINUTE_MS
 
-RESULTS_DIR = Path("validation_results")
 log = get_logger("validation")
 Out = Callable[[str], None]
 
@@ -43,7 +42,8 @@ def run_paper_validation(
 ) -> int:
     cfg = ctx.config
     stamp = datetime.now(tz=UTC).strftime("%Y%m%d_%H%M%S")
-    sandbox = RESULTS_DIR / stamp
+    results_dir = Path(cfg.paths.validation_dir)
+    sandbox = results_dir / stamp
     now = int(time.time() * 1000)
     start = now - now % MINUTE_MS - duration_ms
     out("=" * 80)
@@ -97,9 +97,9 @@ def run_paper_validation(
         "sandbox": str(sandbox),
         **result.as_dict(),
     }
-    json_path = RESULTS_DIR / f"{stamp}.json"
+    json_path = results_dir / f"{stamp}.json"
     json_path.write_text(json.dumps(report, indent=2, default=str))
-    md_path = RESULTS_DIR / f"{stamp}.md"
+    md_path = results_dir / f"{stamp}.md"
     md_path.write_text(_markdown(report, lines))
     out(f"Results: {json_path} and {md_path}")
     store.dispose()

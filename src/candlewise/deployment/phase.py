@@ -210,7 +210,7 @@ def _pre_checks(
         secrets=ctx.secrets,
     )
     failed = [r for r in results if not r.ok]
-    extra = [] if quiet else [check_paper_validation("validation_results")]
+    extra = [] if quiet else [check_paper_validation(ctx.config.paths.validation_dir)]
     if not quiet or failed:
         for line in render_checks(results, extra):
             _say(out, line)
@@ -378,7 +378,7 @@ def _validate(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deploymen
     for line in render_phase_validation(result, 1):
         _say(out, line)
     stamp = datetime.now(tz=UTC).strftime("%Y%m%d_%H%M%S")
-    path = Path("production_reports") / f"phase1_{stamp}.json"
+    path = Path(cfg.paths.reports_dir) / f"phase1_{stamp}.json"
     report = {
         "phase": 1,
         "deployment_id": outcome.deployment_id,

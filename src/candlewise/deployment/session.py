@@ -100,9 +100,12 @@ class Deployment:
         self.source: str = getattr(self.plan.feed, "source", request.feed)
         if hasattr(self.plan.clock, "interrupt"):  # a stop must not wait for the next candle
             self.plan.clock.interrupt = self._stop_requested
-        with store.begin() as conn:
-            for symbol in self.symbols:
-                check_source(conn, symbol, self.source)
+        stored_already = self.source == "replay" and not request.files  # a replay of the store
+        self.candle_source = None if stored_already else self.source
+        if self.candle_source is not None:  # never append another price history to a symbol
+            with store.begin() as conn:
+                for symbol in self.symbols:
+                    check_source(conn, symbol, self.candle_source)
         live = request.speed is not None or request.feed == "binance"
         self.retrainer: Retrainer = (
             ProcessRetrainer(store, self.registry, cfg)
@@ -120,7 +123,7 @@ class Deployment:
             store,
             self.run_id,
             snapshot,
-            candle_source=None if self.source == "replay" and not request.files else self.source,
+            candle_source=self.candle_source,
             read_ahead=not live,
             stop=self._stop_requested,
             on_minute=self._on_minute,

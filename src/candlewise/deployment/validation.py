@@ -60,18 +60,20 @@ class Criterion:
     """How value must compare with threshold to pass: >=, <=, < or >."""
     decimals: int
     """Decimals the value is shown with (the guide: 2 for percent and money, else 4)."""
+    shortfall: str | None = None
+    """Why the value cannot be judged (too few trades for a win rate): the criterion fails."""
 
     @property
     def passed(self) -> bool:
-        return _COMPARE[self.comparison](self.value, self.threshold)
+        return self.shortfall is None and _COMPARE[self.comparison](self.value, self.threshold)
 
     @property
     def line(self) -> str:
         """``✓ win_rate: 0.5621 (threshold: 0.5000)``; ``✗`` when it fails."""
         mark = "✓" if self.passed else "✗"
-        return (
-            f"{mark} {self.name}: {self.value:.{self.decimals}f} (threshold: {self.threshold:.4f})"
-        )
+        value = f"{self.value:.{self.decimals}f}"
+        tail = f", {self.shortfall}" if self.shortfall else ""
+        return f"{mark} {self.name}: {value} (threshold: {self.threshold:.4f}{tail})"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class Criterion:
             "threshold": self.threshold,
             "comparison": self.comparison,
             "passed": self.passed,
+            "shortfall": self.shortfall,
         }
 
 
@@ -126,6 +129,7 @@ class ValidationResult:
                 float(c["threshold"]),
                 str(c["comparison"]),
                 _DECIMALS.get(name, 4),
+                c.get("shortfall"),
             )
             for name, c in data["criteria"].items()
         )
@@ -139,13 +143,21 @@ def validate(metrics: PhaseMetrics, thresholds: PhaseValidationConfig) -> Valida
     """Judge the five criteria in the guide's order."""
     t = thresholds
     criteria = (
-        Criterion("win_rate", float(metrics.win_rate), t.win_rate, ">=", 4),
+        Criterion("win_rate", float(metrics.win_rate), t.win_rate, ">=", 4, _too_few(metrics, t)),
         Criterion("max_drawdown", float(metrics.max_drawdown_percent), t.max_drawdown, "<=", 2),
         Criterion("error_rate", float(metrics.error_rate), t.error_rate, "<", 4),
         Criterion("profitability", float(metrics.pnl), t.profitability, ">", 2),
         Criterion("stability", float(metrics.transitions_per_hour), t.stability, "<", 4),
     )
     return ValidationResult(criteria, t.min_criteria)
+
+
+def _too_few(metrics: PhaseMetrics, t: PhaseValidationConfig) -> str | None:
+    """A win rate over a handful of trades says nothing: below ``min_trades`` it fails."""
+    trades = int(getattr(metrics, "trades", t.min_trades))
+    if trades >= t.min_trades:
+        return None
+    return f"only {trades} trade{'s' if trades != 1 else ''}, {t.min_trades} needed"
 
 
 def render_results(
