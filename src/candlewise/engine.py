@@ -41,7 +41,9 @@ from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.drift import DriftMonitor
 from candlewise.learning.modes import Mode, ModeMachine, format_trading_signal, format_transition
 from candlewise.learning.retrain_policy import (
+    Outcome,
     RetrainPolicy,
+    TriggerDecision,
     format_failed,
     format_started,
     format_succeeded,
@@ -202,8 +204,7 @@ class TradingEngine:
             log.info("%s", format_transition(transition, signal.timeframe))
         mode = self.modes.mode(signal.symbol)
         decision = self.policy.on_signal(signal.symbol, signal.timeframe, mode, signal.timestamp)
-        if decision is not None:
-            log.info("%s", format_triggered(decision))
+        self._log_trigger(decision)
         edge = check_edge(
             signal.confidence,
             mean_abs_move(self.predictor.closes(signal.symbol, signal.timeframe)),
@@ -236,7 +237,13 @@ class TradingEngine:
         decision = self.policy.on_trade_closed(
             trade.symbol, trade.timeframe, trade.pnl_absolute, now
         )
-        if decision is not None:
+        self._log_trigger(decision)
+
+    @staticmethod
+    def _log_trigger(decision: TriggerDecision | None) -> None:
+        """``Retraining triggered`` for a new job only; merges and cooldowns are counted by
+        the policy, not logged (a model in LEARNING would log one per signal)."""
+        if decision is not None and decision.outcome is Outcome.QUEUED:
             log.info("%s", format_triggered(decision))
 
     def _record_shadow(self, trade: ClosedTrade) -> None:
@@ -254,8 +261,7 @@ class TradingEngine:
             monitor = self.drift[key] = DriftMonitor(at_ms=bar.close_time)
         score = monitor.update(0.0 if scored.correct else 1.0, None, bar.close_time)
         decision = self.policy.on_drift(bar.symbol, bar.timeframe, score, bar.close_time)
-        if decision is not None:
-            log.info("%s", format_triggered(decision))
+        self._log_trigger(decision)
 
     def _check_drawdown(self, now: int) -> None:
         event = self.drawdown.update(self.broker.equity(), now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -30,6 +31,13 @@ timeframes:
     - {interval: 1h, weight: 0.15}
 deployment: {health_check_minutes: 60}
 """
+
+
+#: Trades from 51 % on, so that positions are open when the test acts: a simulated window is
+#: the last hours before now, a different market on every run.
+EAGER = CONFIG.replace(
+    "trading_threshold: 0.60, hysteresis: 0.05", "trading_threshold: 0.51, hysteresis: 0.005"
+)
 
 
 def _deploy(*args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
@@ -97,6 +105,7 @@ def test_rollback_from_another_terminal_closes_every_position_and_stops_phase3(
     project: Path,
 ) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    (project / "config.yaml").write_text(EAGER)  # positions open soon, whatever the market
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "3", "--force",
          "--reason", "rollback test", "--feed", "simulated", "--speed", "120", "--stagger", "0s"],
@@ -110,15 +119,16 @@ def test_rollback_from_another_terminal_closes_every_position_and_stops_phase3(
             time.sleep(1)
             con = sqlite3.connect(db)
             try:
-                opened = con.execute("SELECT COUNT(*) FROM positions").fetchone()[0]
+                query = "SELECT COUNT(*) FROM positions WHERE status = 'open'"
+                opened = con.execute(query).fetchone()[0]
             except sqlite3.OperationalError:
                 opened = 0
             finally:
                 con.close()
-            if opened >= 3:
+            if opened >= 1:
                 break
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert opened >= 3
+        assert opened >= 1
         done = _deploy("--rollback")
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.splitlines() == [
@@ -144,3 +154,63 @@ def test_rollback_from_another_terminal_closes_every_position_and_stops_phase3(
     assert (
         _deploy("--rollback").stdout.splitlines()[3] == "No deployment is running: nothing to stop."
     )
+
+
+@pytest.mark.timeout(400)
+def test_sigterm_stops_gracefully_and_the_next_start_continues_with_the_open_positions(
+    project: Path,
+) -> None:
+    (project / "config.yaml").write_text(EAGER)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
+         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    db = project / "data" / "trading.db"
+    try:
+        deadline = time.monotonic() + 150
+        held: list[int] = []
+        while time.monotonic() < deadline and proc.poll() is None and not held:
+            time.sleep(0.5)
+            con = sqlite3.connect(db)
+            try:
+                held = [r[0] for r in con.execute("SELECT id FROM positions WHERE status='open'")]
+            except sqlite3.OperationalError:
+                held = []
+            finally:
+                con.close()
+        assert held, "no position opened"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 10  # within a few seconds
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out[-3000:]
+    kept = re.search(r"(\d+) open position\(s\) kept\. Run the same command to continue\.", out)
+    assert kept, out[-3000:]
+    con = sqlite3.connect(db)
+    try:
+        still_open = [r[0] for r in con.execute("SELECT id FROM positions WHERE status='open'")]
+        status = con.execute("SELECT status FROM deployments").fetchall()
+    finally:
+        con.close()
+    assert len(still_open) == int(kept.group(1)) >= 1 and status == [("stopped",)]
+
+    again = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--duration", "1h", "--speed", "max")
+    assert again.returncode in (0, 1), again.stdout[-3000:] + again.stderr[-3000:]
+    log = (project / "logs" / "production_deployment.log").read_text()
+    assert "Continuing the state of deployment run" in log
+    con = sqlite3.connect(db)
+    try:
+        rows = con.execute(
+            f"SELECT id, status FROM positions WHERE id IN ({','.join(map(str, still_open))})"
+        ).fetchall()
+        outcomes = con.execute("SELECT COUNT(*), COUNT(DISTINCT position_id) FROM trade_outcomes")
+        n, distinct = outcomes.fetchone()
+    finally:
+        con.close()
+    assert {s for _, s in rows} == {"closed"}  # the kept positions were carried on and exited
+    assert n == distinct  # no trade written twice

@@ -29,11 +29,13 @@ from candlewise.runner import EngineRunner, Interrupted
 from candlewise.store import deployment_store
 from candlewise.store.run_store import (
     FINISHED,
+    RUNNING,
     RunRecord,
     create_run,
     save_checkpoint,
 )
 from candlewise.store.tables import engine_runs
+from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 
 RUN_KIND = "deployment"
@@ -87,13 +89,19 @@ class Deployment:
         self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
         # A simulated deployment plays [now - duration, now) of the seed's history, also where
         # the store holds it already (the same candles): "the last 6 hours" are then real rows.
+        self.previous = _unfinished_run(store, self.symbols)
+        duration = request.duration_ms
+        last = self.previous.cursor_ms if self.previous is not None else None
+        if request.feed == "simulated" and duration is not None and last is not None:
+            # continue after what the stopped deployment handled, never replay it twice
+            duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
         self.plan: FeedPlan = plan_feed(
             request.feed,
             cfg,
             self.symbols,
             engine=None if request.feed == "simulated" else store,
             now_ms=now_ms,
-            duration_ms=request.duration_ms,
+            duration_ms=duration,
             speed=request.speed,
             files=request.files,
         )
@@ -140,7 +148,7 @@ class Deployment:
         broker = PaperBroker(
             cfg.paper, cfg.risk, "live-spot" if cfg.live_trading.mode == "live" else "paper"
         )
-        previous = _unfinished_run(store, self.symbols)
+        previous = self.previous
         start = self.plan.start_ms
         with store.begin() as conn:
             run_id = create_run(conn, RUN_KIND, {"symbols": self.symbols})
@@ -177,7 +185,9 @@ class Deployment:
         finally:
             self.retrainer.close()
         end = last if last is not None else self.cursor
-        self.runner.checkpoint(end, FINISHED)
+        # A rolled-back account is flat and done; otherwise the next deployment of these
+        # symbols continues it (open positions, modes, drawdown peak, models in service).
+        self.runner.checkpoint(end, FINISHED if self._rollback_reason else RUNNING)
         return DeploymentOutcome(
             self.deployment_id, self.run_id, status, self.started_ms, end, self._rollback_reason
         )
