@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import multiprocessing
-import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections import deque
@@ -28,7 +25,6 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -40,6 +36,7 @@ from candlewise.learning.retrain_policy import RetrainJob
 from candlewise.logging_setup import get_logger
 from candlewise.models.model_file import load_model
 from candlewise.models.registry import ModelRegistry
+from candlewise.retrain_worker_process import error_text, worker_main
 from candlewise.retraining import RetrainResult, retrain
 from candlewise.signals.live import ModelSlot
 from candlewise.store.db import sqlite_path
@@ -47,7 +44,6 @@ from candlewise.store.db import sqlite_path
 log = get_logger("retrain_worker")
 
 #: The worker's niceness: when the cores are busy the event loop wins the CPU, not the retrain.
-WORKER_NICE = 10
 #: Seconds ``close`` waits for the worker at each step (stop, SIGTERM) before escalating.
 CLOSE_GRACE_S = 2.0
 
@@ -89,10 +85,6 @@ class Retrainer(Protocol):
     def close(self) -> list[RetrainJob]: ...
 
 
-def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 class InlineRetrainer:
     """Runs each retrain inside ``submit``: blocking and deterministic, for replays and tests."""
 
@@ -118,7 +110,7 @@ class InlineRetrainer:
                 champion.model if champion else None,
             )
         except Exception as exc:  # a failed retrain keeps the champion; it must not stop the run
-            error = _error_text(exc)
+            error = error_text(exc)
         self._done.append(
             RetrainOutcome(
                 job,
@@ -305,7 +297,7 @@ class ProcessRetrainer:
         tasks_out, tasks_in = self._ctx.Pipe(duplex=False)
         results_out, results_in = self._ctx.Pipe(duplex=False)
         proc = self._ctx.Process(
-            target=_worker_main,
+            target=worker_main,
             args=(
                 tasks_out,
                 results_in,
@@ -402,119 +394,3 @@ def _sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-# --- the worker process -------------------------------------------------------------------------
-
-
-class _ShieldedRegistry(ModelRegistry):
-    """Defers SIGTERM while a version is written, so ``close`` never leaves the active model
-    file and the registry's ``active`` flag disagreeing.
-
-    A Python handler, not a signal mask: the mask is per thread, and torch's threads (which do
-    not block it) would take the signal and die with it. Python runs handlers in the main
-    thread, between bytecodes, i.e. within milliseconds during training."""
-
-    writing = False
-    term_pending = False
-
-    def register(self, *args: Any, **kwargs: Any) -> int:
-        _ShieldedRegistry.writing = True
-        try:
-            return super().register(*args, **kwargs)
-        finally:
-            _ShieldedRegistry.writing = False
-            if _ShieldedRegistry.term_pending:
-                _die_by_sigterm()
-
-    @staticmethod
-    def on_sigterm(signum: int, frame: object) -> None:
-        if _ShieldedRegistry.writing:
-            _ShieldedRegistry.term_pending = True
-        else:
-            _die_by_sigterm()
-
-
-def _die_by_sigterm() -> None:
-    """Exit as SIGTERM's default action would (exit code -15 in the parent)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _exit_with_parent() -> None:
-    """SIGTERM ourselves when the parent dies without ``close`` (killed, crashed): an orphan
-    would otherwise train on until its retrain ends."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch() -> None:
-        parent.join()
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _worker_main(
-    tasks: Connection,
-    results: Connection,
-    url: str,
-    models_dir: str,
-    keep_versions: int,
-    cfg: AppConfig,
-) -> None:
-    """The worker's loop: one task in, one result out, until told to stop or the parent dies."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, _ShieldedRegistry.on_sigterm)
-    _exit_with_parent()
-    with contextlib.suppress(OSError):
-        os.nice(WORKER_NICE)
-    registry: ModelRegistry | None = None
-    setup_error: str | None = None
-    try:
-        import torch
-
-        from candlewise.store.db import open_store
-
-        torch.set_num_threads(cfg.models.threads)
-        # The first optimizer imports torch._dynamo lazily (1.4 s on this machine): pay that
-        # here, at start-up, rather than in the first retrain.
-        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
-        store = open_store(url)
-        registry = _ShieldedRegistry(store, Path(models_dir), keep_versions)
-    except Exception as exc:  # report it on every job rather than dying in a restart loop
-        setup_error = f"retrain worker could not start: {_error_text(exc)}"
-    results.send(("ready", time.time()))
-    while True:
-        try:
-            task = tasks.recv()
-        except (EOFError, OSError):  # the parent is gone
-            break
-        if task is None:
-            break
-        t0 = time.perf_counter()
-        result, error = None, setup_error
-        if registry is not None:
-            try:
-                champion = pickle.loads(task.champion) if task.champion is not None else None
-                result = retrain(
-                    registry.engine,
-                    registry,
-                    cfg,
-                    task.job.symbol,
-                    task.job.timeframe,
-                    task.now_ms,
-                    champion,
-                )
-                result = dataclasses.replace(result, challenger=None)  # the parent loads the file
-            except Exception as exc:
-                error = _error_text(exc)
-        try:
-            results.send(("done", task.seq, result, error, time.perf_counter() - t0))
-        except (BrokenPipeError, OSError):
-            break
-    if registry is not None:
-        registry.engine.dispose()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)  # the interpreter's teardown with torch loaded takes ~0.8 s, for nothing

@@ -45,6 +45,7 @@ def test_simulated_feed_matches_the_market() -> None:
     got = [c for c in feed.candles() if c.symbol == "ETH/USDT"]
     expected = market_at(SYMS, 9, DAY0).generate(150)["ETH/USDT"].candles()
     assert got == expected
+    assert feed.regimes == []  # kept only when asked for: a long replay would hoard them
 
 
 def test_resumed_feed_continues_the_one_history_and_never_overlaps(sqlite_engine: Engine) -> None:
@@ -53,7 +54,7 @@ def test_resumed_feed_continues_the_one_history_and_never_overlaps(sqlite_engine
     from candlewise.ingest import CandleRecorder
 
     first = plan_feed("simulated", AppConfig(), SYMS, engine=sqlite_engine, now_ms=NOW,
-                      duration_ms=3_600_000, speed=None)  # fmt: skip
+                      duration_ms=3_600_000, speed=None, record_regimes=True)  # fmt: skip
     minutes = list(first.feed.candles())
     rec = CandleRecorder(sqlite_engine, SYMS, first.feed.source, regimes=first.feed.take_regimes)
     for c in minutes:

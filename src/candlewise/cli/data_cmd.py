@@ -207,6 +207,7 @@ def stream(
         duration_ms=duration_ms,
         speed=pace,
         files=files or (),
+        record_regimes=True,  # the recorder stores them
     )
     show = pace is not None or name == "binance"
 

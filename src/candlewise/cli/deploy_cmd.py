@@ -20,6 +20,7 @@ import typer
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol
 from candlewise.errors import UserError
+from candlewise.processes import process_alive
 
 RULE = "=" * 80
 
@@ -139,7 +140,7 @@ def _rollback(ctx: AppContext) -> None:
     console.print(RULE)
     with ctx.engine.begin() as conn:
         running = deployment_store.running(conn)
-        alive = [d for d in running if _alive(d.pid)]
+        alive = [d for d in running if process_alive(d.pid)]
         for d in running:
             if d not in alive:  # its process is gone: it did not finish, it crashed
                 deployment_store.finish(conn, d.id, deployment_store.STOPPED)
@@ -178,15 +179,3 @@ def _rollback(ctx: AppContext) -> None:
         raise UserError(f"{open_left} position(s) are still open after the rollback")
     console.print("✓ Rollback complete. System stopped.")
     console.print("Data preserved in database for analysis.")
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -8,7 +8,6 @@ candles, champion/challenger against the active model, a ``retraining_history`` 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import typer
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
 from candlewise.errors import UserError
+from candlewise.processes import process_alive
 
 SymbolOpt = typer.Option("--symbol", help="e.g. BTC/USDT")
 IntervalOpt = typer.Option("--interval", help="The model's timeframe, e.g. 1h.")
@@ -42,7 +42,7 @@ def retrain_command(
         )
     ctx.start_logging()
     with ctx.engine.begin() as conn:
-        live = [r for r in running_deployments(conn) if _alive(r.pid)]
+        live = [r for r in running_deployments(conn) if process_alive(r.pid)]
         if live:
             request_retrain(conn, symbol, interval)
     if live:
@@ -122,15 +122,3 @@ def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
             f"store more candles first: candlewise data download --symbol {symbol} "
             "--timeframe 1m --days 30",
         )
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True

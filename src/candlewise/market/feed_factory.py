@@ -79,6 +79,7 @@ def plan_feed(
     files: Sequence[Path] = (),
     start_ms: int | None = None,
     end_ms: int | None = None,
+    record_regimes: bool = False,
 ) -> FeedPlan:
     if name not in FEEDS:
         raise UserError(f"unknown feed {name!r}", f"use one of: {', '.join(FEEDS)}")
@@ -90,7 +91,9 @@ def plan_feed(
             start = _after_stored(engine, symbols, start)
         end = max(start, end)
         clock = make_clock(start, speed)
-        feed = SimulatedFeed(list(symbols), cfg.data.seed, start, clock, end)
+        feed = SimulatedFeed(
+            list(symbols), cfg.data.seed, start, clock, end, record_regimes=record_regimes
+        )
         return FeedPlan(feed, clock, start, end)
     if name == "replay":
         frames = _replay_frames(cfg, symbols, engine, files, duration_ms, start_ms, end_ms)
