@@ -46,10 +46,12 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import Engine, text
 
-from candlewise.backtest import _predictor, _simulate_history, _warm_up
+from candlewise.backtest import _simulate_history
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
+from candlewise.engine_setup import build_predictor as _predictor
+from candlewise.engine_setup import warm_up as _warm_up
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.ingest import ingest_frame
 from candlewise.learning.retrain_policy import RetrainJob, RetrainPolicy, RetrainReason

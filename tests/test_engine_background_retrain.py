@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from candlewise.backtest import _predictor, _simulate_history, _warm_up
+from candlewise.backtest import _simulate_history
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
+from candlewise.engine_setup import build_predictor as _predictor
+from candlewise.engine_setup import warm_up as _warm_up
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
 from candlewise.market.feeds import SimulatedFeed, simulated_source

@@ -286,7 +286,3 @@ def _report(
             cfg.paper.starting_balance,
             snapshot.get("untrained", ()),
         )
-
-
-# Kept for callers that imported them from here.
-_predictor, _warm_up, _aggregators = build_predictor, warm_up, primed_aggregators

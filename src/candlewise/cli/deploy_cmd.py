@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from candlewise.cli.context import AppContext, console
-from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol
+from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt, check_symbol
 from candlewise.errors import UserError
 from candlewise.processes import process_alive
 
@@ -34,13 +34,8 @@ def deploy(
     duration: Annotated[
         str | None, typer.Option("--duration", help="e.g. 24h, 90m, 2d (phase 1).")
     ] = None,
-    feed: Annotated[
-        str | None,
-        typer.Option("--feed", help="simulated | replay | binance (default: data.feed)."),
-    ] = None,
-    speed: Annotated[
-        str, typer.Option("--speed", help="'max' (simulated/replay) or a factor; 1 = real time.")
-    ] = "1",
+    feed: FeedOpt = None,
+    speed: SpeedOpt = "1",
     approve: Annotated[
         bool, typer.Option("--approve", help="Phase 3: the operator approves phase 1's result.")
     ] = False,
@@ -100,13 +95,8 @@ def validate_paper(
     symbols: Annotated[
         str | None, typer.Option("--symbols", help="Comma list (default: the config's).")
     ] = None,
-    feed: Annotated[
-        str | None,
-        typer.Option("--feed", help="simulated | replay | binance (default: data.feed)."),
-    ] = None,
-    speed: Annotated[
-        str, typer.Option("--speed", help="'max' (simulated/replay) or a factor; 1 = real time.")
-    ] = "1",
+    feed: FeedOpt = None,
+    speed: SpeedOpt = "1",
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:

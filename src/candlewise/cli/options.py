@@ -23,6 +23,15 @@ DbOpt = Annotated[
         "--db", help="SQLAlchemy database URL; overrides database.url and CANDLEWISE_DATABASE_URL."
     ),
 ]
+FeedOpt = Annotated[
+    str | None,
+    typer.Option("--feed", help="simulated | replay | binance (default: data.feed)."),
+]
+SpeedOpt = Annotated[
+    str,
+    typer.Option("--speed", help="'max' (simulated/replay: as fast as possible) or a factor; "
+                 "1 = real time, 60 = a simulated minute per second."),
+]  # fmt: skip
 SymbolsOpt = Annotated[
     str | None,
     typer.Option(

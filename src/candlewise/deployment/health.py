@@ -106,6 +106,17 @@ class _Window(Protocol):
     def uptime(self) -> float: ...
 
 
+def win_fraction(wins: int, trades: int) -> float:
+    return wins / trades if trades else 0.0
+
+
+def error_fraction(errors: int, events: int) -> float:
+    """Errors per handled candle event; errors with no event handled count as 100 %."""
+    if events:
+        return errors / events
+    return 1.0 if errors else 0.0
+
+
 @dataclass(frozen=True)
 class HealthMetrics:
     """The inputs of one health check (see the module docstring for each definition)."""
@@ -120,13 +131,11 @@ class HealthMetrics:
 
     @property
     def win_rate(self) -> float:
-        return self.wins / self.trades if self.trades else 0.0
+        return win_fraction(self.wins, self.trades)
 
     @property
     def error_rate(self) -> float:
-        if self.events:
-            return self.errors / self.events
-        return 1.0 if self.errors else 0.0
+        return error_fraction(self.errors, self.events)
 
     @classmethod
     def from_windows(cls, deployment: _Window, last_hour: _Window) -> HealthMetrics:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, func, select
 
+from candlewise.deployment.health import error_fraction, win_fraction
 from candlewise.store.tables import (
     candles,
     equity_history,
@@ -49,14 +50,11 @@ class WindowMetrics:
 
     @property
     def win_rate(self) -> float:
-        return self.wins / self.trades if self.trades else 0.0
+        return win_fraction(self.wins, self.trades)
 
     @property
     def error_rate(self) -> float:
-        """Errors with no candle handled at all count as a 100 % error rate."""
-        if self.events:
-            return self.errors / self.events
-        return 1.0 if self.errors else 0.0
+        return error_fraction(self.errors, self.events)
 
     def as_dict(self) -> dict[str, float | int]:
         return {**asdict(self), "win_rate": self.win_rate, "error_rate": self.error_rate}

@@ -11,7 +11,7 @@ every position first.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,11 +30,10 @@ from candlewise.store import deployment_store
 from candlewise.store.run_store import (
     FINISHED,
     RUNNING,
-    RunRecord,
     create_run,
+    find_run,
     save_checkpoint,
 )
-from candlewise.store.tables import engine_runs
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 
@@ -89,7 +88,9 @@ class Deployment:
         self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
         # A simulated deployment plays [now - duration, now) of the seed's history, also where
         # the store holds it already (the same candles): "the last 6 hours" are then real rows.
-        self.previous = _unfinished_run(store, self.symbols)
+        with store.connect() as conn:  # the account a stopped deployment left, if any
+            newest = find_run(conn, RUN_KIND, {"symbols": self.symbols})
+        self.previous = newest if newest is not None and newest.status == RUNNING else None
         duration = request.duration_ms
         last = self.previous.cursor_ms if self.previous is not None else None
         if request.feed == "simulated" and duration is not None and last is not None:
@@ -210,27 +211,3 @@ class Deployment:
             self.engine.take_manual_requests(now, self.symbols)
         if self.on_minute_hook is not None:
             self.on_minute_hook(self, now)
-
-
-def _unfinished_run(store: Engine, symbols: Sequence[str]) -> RunRecord | None:
-    from sqlalchemy import select
-
-    from candlewise.store.run_store import RUNNING, _record, canonical
-
-    c = engine_runs.c
-    with store.connect() as conn:
-        row = (
-            conn.execute(
-                select(engine_runs)
-                .where(
-                    c.kind == RUN_KIND,
-                    c.status == RUNNING,
-                    c.params == canonical({"symbols": list(symbols)}),
-                )
-                .order_by(c.id.desc())
-                .limit(1)
-            )
-            .mappings()
-            .first()
-        )
-    return None if row is None else _record(row)
