@@ -103,3 +103,12 @@ def any_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engin
         engine = open_store(url)
         yield engine
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def phase1_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder after a real simulated phase 1 (see tests/phase1_project.py); shared by
+    the whole session, so tests must only read it (copy it to write)."""
+    from tests.phase1_project import build_phase1_project
+
+    return build_phase1_project(tmp_path_factory.mktemp("phase1") / "project")

@@ -429,6 +429,27 @@ class DeploymentConfig(_Frozen):
         return parse_duration_ms(self.stagger)
 
 
+class PrometheusConfig(_Frozen):
+    """An optional /metrics endpoint inside the deploying process (prometheus_client)."""
+
+    enabled: StrictBool = False
+    host: str = "127.0.0.1"
+    """Loopback by default: metrics reveal positions; expose them deliberately."""
+    port: StrictInt = Field(9108, ge=1, le=65535)
+
+
+class MonitoringConfig(_Frozen):
+    """The terminal monitor, the reports and the web dashboard: readers of the store only."""
+
+    refresh_seconds: StrictInt = Field(10, ge=1, le=3600)
+    """monitor_production.py redraw interval (its --refresh overrides it)."""
+    dashboard_refresh_seconds: StrictInt = Field(30, ge=5, le=3600)
+    """Auto-refresh of the Streamlit dashboard."""
+    excessive_retrains_per_day: float = Field(12.0, gt=0)
+    """Reports flag a symbol retraining more often than this (the guide's "excessive retraining")."""
+    prometheus: PrometheusConfig = PrometheusConfig()
+
+
 class AppConfig(_Frozen):
     live_trading: LiveTradingConfig = LiveTradingConfig()
     continuous_learning: ContinuousLearningConfig = ContinuousLearningConfig()
@@ -444,6 +465,7 @@ class AppConfig(_Frozen):
     logging: LoggingConfig = LoggingConfig()
     alerts: AlertsConfig = AlertsConfig()
     deployment: DeploymentConfig = DeploymentConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("symbols")
     @classmethod
