@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -82,10 +84,18 @@ def deploy(
         force_reason=reason if force else None,
         stagger=stagger,
         train_missing=train_missing,
+        confirm=_terminal_confirm() if phase == 3 and not approve else None,
     )
     code = run_phase(ctx, options, console.print)
     if code:
         raise typer.Exit(code)
+
+
+def _terminal_confirm() -> Callable[[str], bool] | None:
+    """Phase 2 in a terminal: the operator answers y/N; scripts and pipes are never asked."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+    return lambda question: typer.confirm(question, default=False)
 
 
 def validate_paper(

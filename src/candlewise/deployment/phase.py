@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,10 +50,16 @@ class PhaseOptions:
     force_reason: str | None = None
     stagger: str | None = None
     train_missing: bool = False
+    confirm: Callable[[str], bool] | None = None
+    """Asks the operator (a terminal's y/N) when phase 3 lacks ``--approve``; None: never ask."""
 
 
 def human_duration(ms: int) -> str:
-    for unit, size in (("day", 86_400_000), ("hour", 3_600_000), ("minute", 60_000)):
+    """The guide speaks in hours ("24 hours", "48 hours"); days only past three of them."""
+    day, hour = 86_400_000, 3_600_000
+    if ms > 3 * day and ms % day == 0:
+        return f"{ms // day} days"
+    for unit, size in (("hour", hour), ("minute", 60_000)):
         if ms % size == 0 and ms >= size:
             n = ms // size
             return f"{n} {unit}{'s' if n != 1 else ''}"
@@ -135,6 +141,19 @@ def _phase3(
                     f"{phase1.criteria_met}/5 criteria met",
                     'fix what failed and run phase 1 again (or --force --reason "...")',
                 )
+            if phase1.approved_by is None and not opt.approve and opt.confirm is not None:
+                question = (
+                    f"Phase 1 (deployment {phase1.id}, {', '.join(phase1.symbols)}) was "
+                    f"APPROVED with {phase1.criteria_met}/5 criteria met. Approve phase 3 for "
+                    f"{', '.join(symbols)}?"
+                )
+                if not opt.confirm(question):
+                    raise UserError(
+                        "phase 3 was not approved: nothing deployed",
+                        "review phase 1 (python monitor_production.py --report --hours 24), "
+                        "then run phase 3 again and answer y, or pass --approve",
+                    )
+                opt = replace(opt, approve=True)
             if phase1.approved_by is None and not opt.approve:
                 raise UserError(
                     "phase 2 is the operator's approval of phase 1's result",
@@ -160,7 +179,12 @@ def _phase3(
     outcome, deployment = _deploy(
         ctx, request, out, symbols, already=done, stagger_ms=stagger, announce_monitoring=None
     )
-    return _stopped(ctx, outcome, deployment, out) if outcome.status != "completed" else 0
+    if outcome.status != deployment_store.COMPLETED:
+        return _stopped(ctx, outcome, deployment, out)
+    with ctx.engine.begin() as conn:  # a phase 3 given a --duration ends like this
+        deployment_store.finish(conn, outcome.deployment_id, deployment_store.COMPLETED)
+    _say(out, f"Phase 3 completed at {ms_to_text(outcome.end_ms)} UTC (the --duration ended).")
+    return 0
 
 
 def _stagger_ms(text: str | None, default: int) -> int:
