@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,6 +90,18 @@ class EngineStats:
     """Signals not traded (nor shadow-traded) because their expected gain is below costs."""
     daily_loss_day: int | None = None
     """UTC day (days since the epoch) whose daily loss limit was last announced."""
+    trades: int = 0
+    wins: int = 0
+    confidence: dict[str, float] = field(default_factory=dict)
+    """Each symbol's last aggregated confidence (metrics endpoint)."""
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """A snapshot from an older version lacks the newer counters: they start at zero."""
+        self.__dict__.update({f.name: _default(f) for f in fields(self)} | state)
+
+
+def _default(f: Any) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
 
 
 Checkpoint = Callable[[int], None]
@@ -202,17 +214,13 @@ class TradingEngine:
             by_symbol[signal.symbol] = by_symbol.get(signal.symbol, 0) + 1
             self.outbox.transition(transition)
             log.info("%s", format_transition(transition, signal.timeframe))
+        self.stats.confidence[signal.symbol] = signal.confidence
         mode = self.modes.mode(signal.symbol)
         decision = self.policy.on_signal(signal.symbol, signal.timeframe, mode, signal.timestamp)
         self._log_trigger(decision)
-        edge = check_edge(
-            signal.confidence,
-            mean_abs_move(self.predictor.closes(signal.symbol, signal.timeframe)),
-            self._cost,
-            self.cfg.risk.min_edge_over_costs,
-        )
-        if not edge.passes:  # a trade that cannot pay its costs: neither order nor shadow
-            self.stats.skipped_costs += 1
+        min_edge = self.cfg.risk.min_edge_over_costs
+        if min_edge > 0 and not self._pays_costs(signal, min_edge):
+            self.stats.skipped_costs += 1  # a trade that cannot pay its costs: no order, no shadow
             return
         if mode != Mode.TRADING:
             shadow = self.shadow.on_signal(signal, price)
@@ -231,7 +239,13 @@ class TradingEngine:
             self.stats.orders += 1
             self.outbox.open_position(outcome.opened, self.cfg.live_trading.mode)
 
+    def _pays_costs(self, signal: Signal, min_edge: float) -> bool:
+        closes = self.predictor.closes(signal.symbol, signal.timeframe)
+        return check_edge(signal.confidence, mean_abs_move(closes), self._cost, min_edge).passes
+
     def _record_trade(self, trade: ClosedTrade, now: int) -> None:
+        self.stats.trades += 1
+        self.stats.wins += trade.outcome == "WIN"
         self.outbox.close_trade(trade)
         log.info("%s", closed_line(trade))
         decision = self.policy.on_trade_closed(

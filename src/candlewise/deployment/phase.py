@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
 
@@ -17,6 +19,7 @@ from candlewise.alerts.dispatcher import AlertDispatcher
 from candlewise.alerts.model import Alert
 from candlewise.cli.context import AppContext
 from candlewise.clock import parse_duration_ms, parse_speed
+from candlewise.config import AppConfig
 from candlewise.deployment.health import (
     HealthMetrics,
     HealthThresholds,
@@ -281,15 +284,25 @@ def _deploy(
 ) -> tuple[DeploymentOutcome, Deployment]:
     cfg = ctx.config
     _say(out, "Initializing system components...")
-    with StopRequest() as stop, AlertDispatcher(cfg.alerts, ctx.secrets, ctx.engine) as alerts:
+    with (
+        StopRequest() as stop,
+        AlertDispatcher(cfg.alerts, ctx.secrets, ctx.engine) as alerts,
+        _metrics_endpoint(cfg, symbols, out) as metrics,
+    ):
         monitor = HealthMonitor(cfg, alerts)
+
+        def on_minute(deployment: Deployment, now: int) -> None:
+            monitor.on_minute(deployment, now)
+            if metrics is not None:
+                metrics.observe(deployment.engine, now, deployment.plan.clock.now_ms())
+
         deployment = Deployment(
             cfg,
             ctx.engine,
             request,
             now_ms=int(time.time() * 1000),
             stop=stop,
-            on_minute=monitor.on_minute,
+            on_minute=on_minute,
         )
         deployment.engine.alert = alerts.raise_alert
         _say(out, "✓ Components initialized")
@@ -318,6 +331,23 @@ def _deploy(
             _say(out, "Continuous monitoring active. Press Ctrl+C to stop.")
         outcome = deployment.run()
     return outcome, deployment
+
+
+@contextmanager
+def _metrics_endpoint(cfg: AppConfig, symbols: Sequence[str], out: Out) -> Iterator[Any]:
+    """The optional Prometheus endpoint (monitoring.prometheus), up for the deployment's life."""
+    if not cfg.monitoring.prometheus.enabled:
+        yield None
+        return
+    from candlewise.monitoring.prometheus import MetricsEndpoint  # local: prometheus_client
+
+    endpoint = MetricsEndpoint(cfg.monitoring.prometheus, symbols)
+    endpoint.start()
+    _say(out, f"✓ Metrics at {endpoint.url}")
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
 
 
 class HealthMonitor:

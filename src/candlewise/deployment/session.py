@@ -11,6 +11,7 @@ every position first.
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 
 RUN_KIND = "deployment"
+OPERATOR_ROLLBACK = "rollback requested by the operator"
+CONTROL_POLL_S = 1.0
 log = get_logger("deployment")
 
 
@@ -85,6 +88,8 @@ class Deployment:
         self.stop = stop
         self.on_minute_hook = on_minute
         self._rollback_reason: str | None = None
+        self._rollback_asked = False  # seen in the store while waiting for a candle
+        self._control_read_at = 0.0
         self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
         # A simulated deployment plays [now - duration, now) of the seed's history, also where
         # the store holds it already (the same candles): "the last 6 hours" are then real rows.
@@ -176,8 +181,15 @@ class Deployment:
         last = None
         try:
             last = self.runner.run(self.plan.feed.candles(), self.cursor)
+            # A live feed gives up waiting for its next candle when asked to stop.
+            if self._rollback_reason is None and self._poll_rollback(force=True):
+                self.rollback(last if last is not None else self.cursor, OPERATOR_ROLLBACK)
+            if self._stop_requested():
+                raise Interrupted(last if last is not None else self.cursor)
         except Interrupted as exc:
             last = exc.cursor_ms
+            if self._rollback_reason is None and self._poll_rollback(force=True):
+                self.rollback(last, OPERATOR_ROLLBACK)  # --rollback also signals the process
             status = (
                 deployment_store.ROLLED_BACK
                 if self._rollback_reason is not None
@@ -200,13 +212,27 @@ class Deployment:
             self.engine.rollback(now, reason)
 
     def _stop_requested(self) -> bool:
-        return self._rollback_reason is not None or (self.stop is not None and self.stop())
+        if self._rollback_reason is not None or (self.stop is not None and self.stop()):
+            return True
+        return self._rollback_asked or self._poll_rollback()
+
+    def _poll_rollback(self, *, force: bool = False) -> bool:
+        """Between candles (a live feed waits up to a minute for one), a --rollback from another
+        terminal is read from the store at most once a second."""
+        moment = time.monotonic()
+        if not force and moment - self._control_read_at < CONTROL_POLL_S:
+            return False
+        self._control_read_at = moment
+        with self.store.connect() as conn:
+            record = deployment_store.get_deployment(conn, self.deployment_id)
+        self._rollback_asked = record is not None and record.control == deployment_store.ROLLBACK
+        return self._rollback_asked
 
     def _on_minute(self, now: int) -> None:
         with self.store.connect() as conn:
             record = deployment_store.get_deployment(conn, self.deployment_id)
         if record is not None and record.control == deployment_store.ROLLBACK:
-            self.rollback(now, "rollback requested by the operator")
+            self.rollback(now, OPERATOR_ROLLBACK)
         if self.request.speed is not None or self.request.feed == "binance":
             self.engine.take_manual_requests(now, self.symbols)
         if self.on_minute_hook is not None:

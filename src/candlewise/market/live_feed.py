@@ -236,8 +236,12 @@ class BinanceLiveFeed:
             target=lambda: asyncio.run(self._pump(handoff, stop)), name="binance-feed", daemon=True
         )
         thread.start()
+        interrupt = getattr(self._clock, "interrupt", None)
         try:
             while self._end_ms is None or self._clock.now_ms() < self._end_ms:
+                if interrupt is not None and interrupt():
+                    return  # a stop must not wait for the next candle; unhandled ones are
+                    # not stored yet, so the next start backfills them from the REST API
                 wait = _POLL_S
                 due = buffer.next_release_s()
                 if due is not None:
