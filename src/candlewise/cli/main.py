@@ -21,6 +21,7 @@ from candlewise.cli import (
     deploy_cmd,
     evaluate_cmd,
     models_cmd,
+    monitor_cmd,
     retrain_cmd,
     store_cmd,
 )
@@ -49,6 +50,7 @@ app.command("retrain")(retrain_cmd.retrain_command)
 app.command("deploy")(deploy_cmd.deploy)
 app.command("validate-paper")(deploy_cmd.validate_paper)
 app.command("demo")(demo_cmd.demo)
+app.command("monitor")(monitor_cmd.monitor)
 
 
 def _terminate(_signum: int, _frame: object) -> None:
