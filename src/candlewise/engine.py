@@ -339,6 +339,8 @@ class TradingEngine:
         for outcome in outcomes:
             job, result = outcome.job, outcome.result
             self.policy.on_retrain_finished(job.symbol, job.timeframe, now, outcome.accepted)
+            for line in result.training_lines if result is not None else ():
+                log.info("%s", line)
             slot = outcome.slot
             if slot is not None:
                 self.stats.retrains_accepted += 1

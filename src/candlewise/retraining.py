@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from candlewise.config import AppConfig
 from candlewise.features.labels import training_matrix
 from candlewise.features.spec import FEATURE_SPEC
+from candlewise.learning.retrain_policy import model_name
 from candlewise.models.calibration import expected_calibration_error
 from candlewise.models.registry import ModelRegistry
 from candlewise.models.trainer import TrainedModel, train_model
@@ -41,6 +42,9 @@ class RetrainResult:
     duration_s: float
     reason: str
     """Why it was accepted or rejected, in words for the log and the history table."""
+    training_lines: tuple[str, ...] = ()
+    """The trainer's log lines (the guide's "Training data", "Epoch", "Target confidence
+    reached"); the engine logs them when it applies the result, also from a worker process."""
 
 
 def retrain(
@@ -71,12 +75,17 @@ def retrain(
             f"too few candles ({len(frame)} < {candles_needed()})",
         )
     X, y, times = training_matrix(frame, timeframe, max_samples=cfg.models.max_samples)
+    lines: list[str] = []
+    tag = f"[{model_name(symbol, timeframe)}]"
     challenger = train_model(
         X,
         y,
         training_config(cfg),
         feature_names=FEATURE_SPEC.names,
         feature_fingerprint=FEATURE_SPEC.fingerprint,
+        log=lambda line: lines.append(
+            f"{tag} {line}" if line.startswith("Training data") else line
+        ),
     )
     m = challenger.metrics
     verdict, reason = _judge(challenger, champion, X[-m.val_size :], y[-m.val_size :])
@@ -95,6 +104,7 @@ def retrain(
         m.val_confidence,
         time.perf_counter() - started,
         reason,
+        tuple(lines),
     )
 
 

@@ -81,16 +81,13 @@ def not_enough_data(symbol: str, timeframe: str, have: int) -> TrainOutcome:
     )
 
 
+def guide_line(tag: str, line: str) -> str:
+    """A trainer line in the guide's form: only 'Training data' carries the model tag."""
+    return f"{tag} {line}" if line.startswith("Training data") else line
+
+
 def _guide_lines(tag: str) -> Callable[[str], None]:
-    """The trainer's lines in the guide's form: only 'Training data' carries the model tag."""
-
-    def emit(line: str) -> None:
-        if line.startswith("Training data"):
-            log.info("%s %s", tag, line)
-        else:
-            log.info("%s", line)
-
-    return emit
+    return lambda line: log.info("%s", guide_line(tag, line))
 
 
 def train_one(

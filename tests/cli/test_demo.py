@@ -38,6 +38,9 @@ def test_demo_trains_validates_runs_phase1_and_every_guide_query_runs(
     assert dict(results[1])["BTC/USDT"] >= 345_600
     assert stored == [(verdict[1],)]
     assert len(list((workdir / "validation_results").glob("*.json"))) == 1
+    assert "PRODUCTION MONITOR - " in out and "📈 BTC/USDT" in out  # the monitor's screen
+    reports = list((workdir / "production_reports").glob("report_*.json"))
+    assert len(reports) == 1 and f"Report: production_reports/{reports[0].name}" in out
 
     assert run(["demo", "--hours", "1"]) == 0  # again: the first demo is set aside, not lost
     assert "starting afresh" in capsys.readouterr().out

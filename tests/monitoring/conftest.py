@@ -11,20 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.phase1_project import CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 MONITOR = ROOT / "monitor_production.py"
 
-TWO_SYMBOL_CONFIG = """\
-symbols: [BTC/USDT, ETH/USDT]
-continuous_learning:
-  confidence: {trading_threshold: 0.51, hysteresis: 0.005}
-timeframes:
-  intervals:
-    - {interval: 1m, weight: 0.10}
-    - {interval: 5m, weight: 0.45}
-    - {interval: 15m, weight: 0.30}
-    - {interval: 1h, weight: 0.15}
-"""
+TWO_SYMBOL_CONFIG = CONFIG.replace("symbols: [BTC/USDT]", "symbols: [BTC/USDT, ETH/USDT]")
 
 
 def run_monitor(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

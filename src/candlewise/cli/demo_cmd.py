@@ -2,7 +2,8 @@
 
 Simulated history for BTC/USDT, its six models trained on the candles known before the
 deployment window, a paper-trading validation (in its own sandbox), phase 1 for a simulated
-day at ``--speed max`` with its verdict, then the guide's SQL queries on the result. No network,
+day at ``--speed max`` with its verdict, then the guide's SQL queries, the monitor's screen and
+a 24-hour report on the result. No network,
 no keys. A demo replays the last simulated day: run again, it first moves the previous demo's
 database and models to ``backups/`` (nothing is lost), since replaying the same hours into the
 same store would count their trades twice.
@@ -81,9 +82,15 @@ def demo(
             console.print(f'[bold]sqlite3 data/trading.db "{query}"', markup=True)
             for row in conn.execute(text(query)):
                 console.print("|".join("" if v is None else str(v) for v in row), markup=False)
+    console.rule("6. The guide's monitor and 24-hour report (python monitor_production.py)")
+    from candlewise.cli.monitor_cmd import monitor
+
+    monitor(symbol=SYMBOL, once=True, config=config)
+    monitor(report=True, hours="24", config=config)
     console.rule()
     console.print(
         f"Demo done in {time.monotonic() - started:.0f} s. Next: the guide's commands, e.g. "
+        "streamlit run dashboard_continuous_learning.py, "
         "python deploy_production.py --phase 3 --approve (after an APPROVED phase 1), "
         "tail -f logs/production_deployment.log"
     )
