@@ -446,7 +446,7 @@ class MonitoringConfig(_Frozen):
     dashboard_refresh_seconds: StrictInt = Field(30, ge=5, le=3600)
     """Auto-refresh of the Streamlit dashboard."""
     excessive_retrains_per_day: float = Field(12.0, gt=0)
-    """Reports flag a symbol retraining more often than this (the guide's "excessive retraining")."""
+    """Reports flag a symbol retraining more often (the guide's "excessive retraining")."""
     prometheus: PrometheusConfig = PrometheusConfig()
 
 
