@@ -16,28 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.phase1_project import CONFIG as EAGER
 from tests.store.guide_queries import GUIDE_QUERIES
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIG = """\
-symbols: [BTC/USDT]
-continuous_learning:
-  confidence: {trading_threshold: 0.60, hysteresis: 0.05}
-timeframes:
-  intervals:
-    - {interval: 1m, weight: 0.10}
-    - {interval: 5m, weight: 0.45}
-    - {interval: 15m, weight: 0.30}
-    - {interval: 1h, weight: 0.15}
-deployment: {health_check_minutes: 60}
-"""
-
-
-#: Trades from 51 % on, so that positions are open when the test acts: a simulated window is
-#: the last hours before now, a different market on every run.
-EAGER = CONFIG.replace(
-    "trading_threshold: 0.60, hysteresis: 0.05", "trading_threshold: 0.51, hysteresis: 0.005"
+#: EAGER (the shared phase-1 fixture's config) trades from 51 %, so that positions are open when
+#: the test acts: a simulated window is the last hours before now, a different market each run.
+#: CONFIG is the same with the 0.60 / 0.05 band that phase 1's own test runs.
+CONFIG = EAGER.replace(
+    "trading_threshold: 0.51, hysteresis: 0.005", "trading_threshold: 0.60, hysteresis: 0.05"
 )
+assert CONFIG != EAGER
 
 
 def _deploy(*args: str, **kw) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
