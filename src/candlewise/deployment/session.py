@@ -217,8 +217,9 @@ class Deployment:
         return self._rollback_asked or self._poll_rollback()
 
     def _poll_rollback(self, *, force: bool = False) -> bool:
-        """Between candles (a live feed waits up to a minute for one), a --rollback from another
-        terminal is read from the store at most once a second."""
+        """A --rollback from another terminal, read from the store at most once a second: at
+        minute ends and between candles (a live feed waits up to a minute for one), without a
+        query per minute of an unpaced replay."""
         moment = time.monotonic()
         if not force and moment - self._control_read_at < CONTROL_POLL_S:
             return False
@@ -229,9 +230,7 @@ class Deployment:
         return self._rollback_asked
 
     def _on_minute(self, now: int) -> None:
-        with self.store.connect() as conn:
-            record = deployment_store.get_deployment(conn, self.deployment_id)
-        if record is not None and record.control == deployment_store.ROLLBACK:
+        if self._rollback_reason is None and (self._rollback_asked or self._poll_rollback()):
             self.rollback(now, OPERATOR_ROLLBACK)
         if self.request.speed is not None or self.request.feed == "binance":
             self.engine.take_manual_requests(now, self.symbols)

@@ -337,18 +337,12 @@ def _deployment(conn: Connection) -> tuple[DeploymentInfo | None, tuple[str, ...
         if latest is None:
             return None, ()
         chosen_id, running = int(latest), False
-    row = conn.execute(select(deployments).where(deployments.c.id == chosen_id)).mappings().one()
+    d = deployment_store.get_deployment(conn, chosen_id)
+    assert d is not None
     info = DeploymentInfo(
-        id=int(row["id"]),
-        phase=int(row["phase"]),
-        symbols=tuple(x for x in str(row["symbols"]).split(",") if x),
-        status=str(row["status"]),
-        started_at=str(row["started_at"]),
-        ended_at=row["ended_at"],
-        verdict=row["verdict"],
-        criteria=row["criteria"],
-        running=running,
-    )
+        d.id, d.phase, d.symbols, d.status, d.started_at, d.ended_at, d.verdict, d.criteria,
+        running,
+    )  # fmt: skip
     return info, live_symbols
 
 

@@ -37,6 +37,8 @@ class DeploymentRecord:
     criteria_met: int | None
     approved_by: str | None
     forced_reason: str | None
+    criteria: str | None = None
+    """The verdict's criteria as stored (JSON), once validated."""
 
 
 def create_deployment(
@@ -136,4 +138,5 @@ def _record(row: Mapping[str, Any]) -> DeploymentRecord:
         criteria_met=row["criteria_met"],
         approved_by=row["approved_by"],
         forced_reason=row["forced_reason"],
+        criteria=row["criteria"],
     )
