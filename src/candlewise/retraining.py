@@ -24,7 +24,7 @@ from candlewise.models.calibration import expected_calibration_error
 from candlewise.models.registry import ModelRegistry
 from candlewise.models.trainer import TrainedModel, train_model
 from candlewise.store import candle_store
-from candlewise.training import candles_needed, training_config
+from candlewise.training import candles_needed, guide_line, training_config
 
 #: How much worse (absolute ECE) a challenger may be calibrated and still win on accuracy.
 ECE_SLACK = 0.02
@@ -83,9 +83,7 @@ def retrain(
         training_config(cfg),
         feature_names=FEATURE_SPEC.names,
         feature_fingerprint=FEATURE_SPEC.fingerprint,
-        log=lambda line: lines.append(
-            f"{tag} {line}" if line.startswith("Training data") else line
-        ),
+        log=lambda line: lines.append(guide_line(tag, line)),
     )
     m = challenger.metrics
     verdict, reason = _judge(challenger, champion, X[-m.val_size :], y[-m.val_size :])
