@@ -81,6 +81,7 @@ def run_backtest(
     progress: Progress | None = None,
     stop: Callable[[], bool] | None = None,
     prepared: Prepared | None = None,
+    block_replay: bool = True,
 ) -> BacktestReport:
     """Run (or resume, or re-report) the backtest ``req`` in ``store``.
 
@@ -89,6 +90,8 @@ def run_backtest(
     on a finished run it reports again. ``stop`` is polled at minute boundaries; when it says
     so, the run checkpoints and raises :class:`Interrupted`. ``prepared`` is what
     :func:`prepare` returned for ``req`` (read here when not given and a new run needs it).
+    ``block_replay`` False forces the one-event-at-a-time path (the reference the block path
+    is tested against); otherwise runs without automatic retraining replay in blocks.
     """
     symbols = list(req.symbols)
     params = _params(cfg, req)
@@ -151,7 +154,9 @@ def run_backtest(
         candle_source=None if req.replaying else source,  # replayed candles are stored already
         read_ahead=True,
         stop=stop,
+        block_replay=block_replay,
     )
+    log.info("Replay path: %s", runner.path)
     if run is None or run.snapshot is None:
         runner.checkpoint(start)  # prepared: from here on a restart resumes, not retrains
     runner.run(

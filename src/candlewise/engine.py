@@ -55,7 +55,7 @@ from candlewise.logging_setup import get_logger
 from candlewise.market.candle import Candle
 from candlewise.models.registry import ModelRegistry
 from candlewise.retrain_worker import InlineRetrainer, Retrainer, RetrainOutcome
-from candlewise.risk.drawdown import DrawdownGuard
+from candlewise.risk.drawdown import DrawdownEvent, DrawdownGuard
 from candlewise.risk.edge import check_edge, mean_abs_move, round_trip_cost
 from candlewise.risk.limits import utc_day
 from candlewise.signals.aggregate import Signal, TimeframePrediction
@@ -172,7 +172,7 @@ class TradingEngine:
     def end_minute(self, now: int) -> None:
         """Every symbol's candle of the minute closing at ``now`` has been handled."""
         self._check_drawdown(now)
-        self._check_daily_loss(now)
+        self.check_daily_loss(now)
         if now % (EQUITY_SAMPLE_MINUTES * MINUTE_MS) == 0:
             self.outbox.equity(
                 self.run_id, now, self.broker.equity(), self.drawdown.drawdown_percent
@@ -233,8 +233,8 @@ class TradingEngine:
         outcome = self.broker.on_signal(signal, price)
         for line in outcome.log_lines:
             log.info("%s", line)
-        if outcome.closed is not None:
-            self._record_trade(outcome.closed, signal.timestamp)
+        if outcome.closed is not None:  # its "Trade closed" line is among the outcome's lines
+            self._record_trade(outcome.closed, signal.timestamp, log_line=False)
         if outcome.opened is not None:
             self.stats.orders += 1
             self.outbox.open_position(outcome.opened, self.cfg.live_trading.mode)
@@ -243,11 +243,12 @@ class TradingEngine:
         closes = self.predictor.closes(signal.symbol, signal.timeframe)
         return check_edge(signal.confidence, mean_abs_move(closes), self._cost, min_edge).passes
 
-    def _record_trade(self, trade: ClosedTrade, now: int) -> None:
+    def _record_trade(self, trade: ClosedTrade, now: int, *, log_line: bool = True) -> None:
         self.stats.trades += 1
         self.stats.wins += trade.outcome == "WIN"
         self.outbox.close_trade(trade)
-        log.info("%s", closed_line(trade))
+        if log_line:
+            log.info("%s", closed_line(trade))
         decision = self.policy.on_trade_closed(
             trade.symbol, trade.timeframe, trade.pnl_absolute, now
         )
@@ -279,13 +280,16 @@ class TradingEngine:
 
     def _check_drawdown(self, now: int) -> None:
         event = self.drawdown.update(self.broker.equity(), now)
-        if event is None:
-            return
+        if event is not None:
+            self.on_drawdown_event(event, now)
+
+    def on_drawdown_event(self, event: DrawdownEvent, now: int) -> None:
+        """The alert at 80 % of the limit; at the limit also the rollback."""
         self._alert("CRITICAL", "drawdown", event.message.split(": ", 1)[-1], now)
         if event.kind == "rollback":
             self.rollback(now, event.message)
 
-    def _check_daily_loss(self, now: int) -> None:
+    def check_daily_loss(self, now: int) -> None:
         """Announce (log and alert) the first minute of a UTC day blocked by the daily loss."""
         limits = self.broker.limits
         day = utc_day(now)

@@ -93,3 +93,16 @@ class _SecondFormatter(logging.Formatter):
 
 def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(LOGGER_NAME if not name else f"{LOGGER_NAME}.{name}")
+
+
+def info_lines(logger: logging.Logger, lines: list[str]) -> None:
+    """Log many INFO lines as one record, as if logged one by one within this second.
+
+    A block replay produces thousands of the guide's lines a second; one record each cost
+    ~5 us (record, format, write, flush), more than the rest of a minute's work. The lines
+    after the first carry the same ``[HH:MM:SS] `` stamp the formatter gives the first.
+    """
+    if not lines or not logger.isEnabledFor(logging.INFO):
+        return
+    stamp = time.strftime(_DATEFMT, time.gmtime())
+    logger.info("%s", f"\n[{stamp}] ".join(lines))

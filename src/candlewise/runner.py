@@ -10,7 +10,9 @@ boundary, after a checkpoint, so nothing is ever half-written.
 
 Replays read ``read_ahead`` minutes ahead so that the predictor computes each model's coming
 closes in one vectorised call; a paced or live feed is never read ahead (it would wait for the
-future).
+future). With ``block_replay`` (backtests without automatic retraining) each read-ahead block
+goes through ``replay.block_engine`` in one pass instead of one ``on_candles`` call per candle:
+the same rows and ledger, ~10x faster; stop requests and checkpoints then fall on block ends.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sqlalchemy import Engine
 from candlewise.engine import TradingEngine
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
+from candlewise.replay.block_engine import BlockReplay, eligibility
 from candlewise.signals.live import LivePredictor
 from candlewise.store.run_store import RUNNING, save_checkpoint
 from candlewise.timeframes import MINUTE_MS
@@ -37,7 +40,7 @@ from candlewise.timeframes import MINUTE_MS
 CHECKPOINT_MINUTES = 1440
 CHECKPOINT_SECONDS = 1.0
 #: Replay reads this many minutes of candles ahead to predict them in vectorised blocks.
-READ_AHEAD_MINUTES = 240
+READ_AHEAD_MINUTES = 1440
 
 Progress = Callable[[str, int, int], None]
 
@@ -62,6 +65,7 @@ class EngineRunner:
         read_ahead: bool,
         stop: Callable[[], bool] | None = None,
         on_minute: Callable[[int], None] | None = None,
+        block_replay: bool = False,
     ) -> None:
         """``snapshot`` holds ``aggregators`` (per symbol) and anything the caller wants kept
         with each checkpoint; ``candle_source`` labels the candles to store (None: the feed's
@@ -77,6 +81,18 @@ class EngineRunner:
         self.on_minute = on_minute
         self._saved = (time.monotonic(), 0)
         engine.set_checkpoint(self.checkpoint)
+        self.block: BlockReplay | None = None
+        """The block path, when asked for and possible (``path`` says which one runs)."""
+        self.path = "event"
+        if block_replay:
+            why_not = eligibility(engine)
+            if why_not is None and (on_minute is not None or not read_ahead):
+                why_not = "the feed is paced or watched minute by minute"
+            if why_not is None:
+                self.block = BlockReplay(engine)
+                self.path = "block"
+            else:
+                self.path = f"event ({why_not})"
 
     def checkpoint(self, now: int, status: str = RUNNING) -> None:
         self.snapshot["engine"] = self.engine.state()
@@ -100,6 +116,8 @@ class EngineRunner:
         self.engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
         current: int | None = None  # close time of the minute being handled
         origin = cursor if start is None else start
+        if self.block is not None:
+            return self._run_blocks(iter(candles), progress, total_minutes, origin)
         for block in self._blocks(iter(candles)):
             for candle in block:
                 if candle.close_time != current:
@@ -116,6 +134,30 @@ class EngineRunner:
             self.engine.end_minute(current)
             if self.on_minute:
                 self.on_minute(current)
+        return current
+
+    def _run_blocks(
+        self, candles: Iterator[Candle], progress: Progress | None, total: int, origin: int
+    ) -> int | None:
+        """The block path: whole minutes per block, stops and checkpoints at block ends."""
+        assert self.block is not None
+        current: int | None = None
+        for block in _minute_blocks(candles, READ_AHEAD_MINUTES * max(1, len(self.aggregators))):
+            closed_lists = [[c, *self.aggregators[c.symbol].add(c)] for c in block]
+            before = current
+            current = self.block.run(closed_lists, self.candle_source)
+            if progress and (before is None or current // 60_000_000 != before // 60_000_000):
+                progress("replaying", (current - origin) // MINUTE_MS, total)
+            stopping = self.stop is not None and self.stop()
+            last_time, last_ms = self._saved
+            due = (
+                current - last_ms >= CHECKPOINT_MINUTES * MINUTE_MS
+                or time.monotonic() - last_time >= CHECKPOINT_SECONDS
+            )
+            if due or stopping:
+                self.checkpoint(current)
+            if stopping:
+                raise Interrupted(current)
         return current
 
     def _blocks(self, candles: Iterator[Candle]) -> Iterator[list[Candle]]:
@@ -159,3 +201,21 @@ def _prime(
             upcoming.setdefault((bar.symbol, bar.timeframe), []).append(bar)
     for (symbol, timeframe), bars in upcoming.items():
         predictor.prime(symbol, timeframe, bars)
+
+
+def _minute_blocks(candles: Iterator[Candle], width: int) -> Iterator[list[Candle]]:
+    """Blocks of ``width`` candles or a few more: never a minute split over two blocks (with
+    every symbol's candle each minute, exactly the event path's read-ahead blocks)."""
+    pending: Candle | None = None
+    while True:
+        block = [] if pending is None else [pending]
+        pending = None
+        block.extend(islice(candles, width - len(block)))
+        if not block:
+            return
+        for candle in candles:
+            if candle.close_time != block[-1].close_time:
+                pending = candle
+                break
+            block.append(candle)
+        yield block

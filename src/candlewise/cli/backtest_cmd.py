@@ -96,6 +96,14 @@ def backtest(
     no_retrain: Annotated[
         bool, typer.Option("--no-retrain", help="Keep the first models.")
     ] = False,
+    event_path: Annotated[
+        bool,
+        typer.Option(
+            "--event-path",
+            help="Replay one candle event at a time even without retraining (the reference "
+            "the faster block replay is tested against; same rows and ledger, ~10x slower).",
+        ),
+    ] = False,
     db: Annotated[
         Path | None,
         typer.Option(
@@ -173,7 +181,14 @@ def backtest(
 
         try:
             report = run_backtest(
-                ctx.config, ctx.engine, models_dir, request, progress, stop, prepared
+                ctx.config,
+                ctx.engine,
+                models_dir,
+                request,
+                progress,
+                stop,
+                prepared,
+                block_replay=not event_path,
             )
         except Interrupted as exc:
             bar.stop()

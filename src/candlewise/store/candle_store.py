@@ -29,7 +29,7 @@ def _time_texts(open_times: np.ndarray) -> np.ndarray:
     return pd.to_datetime(open_times, unit="ms", utc=True).strftime(FORMAT).to_numpy(dtype=object)
 
 
-_CANDLE_COLUMNS = (
+CANDLE_COLUMNS = (
     "symbol", "timeframe", "open_time", "timestamp", "open", "high", "low", "close", "volume",
     "source",
 )  # fmt: skip
@@ -42,8 +42,8 @@ def _bulk_sql(conn: Connection, replace: bool) -> str:
     The statement is the same on SQLite and PostgreSQL apart from the placeholder style.
     """
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    cols = ", ".join(f'"{c}"' for c in _CANDLE_COLUMNS)
-    marks = ", ".join([mark] * len(_CANDLE_COLUMNS))
+    cols = ", ".join(f'"{c}"' for c in CANDLE_COLUMNS)
+    marks = ", ".join([mark] * len(CANDLE_COLUMNS))
     conflict = "ON CONFLICT (symbol, timeframe, open_time) DO "
     if replace:
         conflict += "UPDATE SET " + ", ".join(f'"{c}" = excluded."{c}"' for c in _UPDATABLE)
@@ -113,6 +113,12 @@ def insert_candles(conn: Connection, items: Sequence[Candle], source: str) -> in
         for c, t in zip(items, texts.tolist(), strict=True)
     ]
     return _execute_bulk(conn, rows, replace=False)
+
+
+def insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> int:
+    """Insert candle tuples in ``CANDLE_COLUMNS`` order (a block replay builds them directly);
+    returns how many were new."""
+    return _execute_bulk(conn, rows, replace=False) if rows else 0
 
 
 def insert_regimes(

@@ -3,15 +3,19 @@
 Why an outbox instead of a transaction per event: a crash must lose the rows *and* the in-memory
 state that produced them together (the restarted run recomputes both from the checkpoint, so no
 trade is lost or written twice), and one ``executemany`` per table per checkpoint is what lets a
-replay write thousands of events per second. Rows are flushed in an order that satisfies the
-foreign keys: positions are inserted before their exits update them and before their outcomes.
+replay write thousands of events per second. Rows are kept as tuples in the column order of
+``COLUMNS`` and written through the driver (``exec_driver_sql``): SQLAlchemy's per-row parameter
+processing cost more than SQLite's insert itself. Rows are flushed in an order that satisfies
+the foreign keys: positions are inserted before their exits update them and before their
+outcomes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table
 
 from candlewise.learning.modes import ModeTransition
 from candlewise.market.candle import Candle
@@ -25,21 +29,16 @@ from candlewise.store.tables import (
     equity_history,
     error_log,
     learning_states,
-    positions,
     retraining_history,
     shadow_trades,
     timeframe_predictions,
     trade_outcomes,
 )
 from candlewise.store.timestamps import ms_to_text
-from candlewise.store.trade_store import (
-    CLOSE_POSITION,
-    close_values,
-    open_row,
-    outcome_row,
-    shadow_row,
-)
+from candlewise.store.trade_store import close_values, open_row, outcome_row, shadow_row
 from candlewise.trading.positions import ClosedTrade, Position
+
+Row = tuple[Any, ...]
 
 #: Insert order after positions: every table an exit or an event writes.
 _TABLES: tuple[Table, ...] = (
@@ -52,58 +51,77 @@ _TABLES: tuple[Table, ...] = (
     error_log,
     equity_history,
 )
+#: The columns of each table's tuples: every column but the autoincrement ``id``.
+COLUMNS: dict[Table, tuple[str, ...]] = {
+    table: tuple(c.name for c in table.columns if c.name != "id") for table in _TABLES
+}
+#: A new position keeps the broker's id (ids stay equal across a restart).
+OPEN_COLUMNS: tuple[str, ...] = (
+    "id", "symbol", "timeframe", "side", "status", "mode", "quantity", "entry_price",
+    "entry_time", "stop_price", "horizon_time", "fees", "confidence",
+)  # fmt: skip
+#: An exit's ``positions`` update: the values of ``CLOSE_SQL``'s placeholders, in order.
+CLOSE_COLUMNS: tuple[str, ...] = (
+    "b_exit_price", "b_exit_time", "b_exit_reason", "b_fees", "b_pnl", "b_id",
+)  # fmt: skip
+
+
+def as_row(values: Mapping[str, object], columns: Sequence[str]) -> Row:
+    return tuple(values[c] for c in columns)
 
 
 class Outbox:
     def __init__(self) -> None:
-        self._opens: list[dict[str, object]] = []
-        self._closes: list[dict[str, object]] = []
-        self._rows: dict[Table, list[dict[str, object]]] = {t: [] for t in _TABLES}
+        self.opens: list[Row] = []
+        """``positions`` inserts (``OPEN_COLUMNS``)."""
+        self.closes: list[Row] = []
+        """``positions`` exit updates (``CLOSE_COLUMNS``)."""
+        self.rows: dict[Table, list[Row]] = {t: [] for t in _TABLES}
+        """Per table, tuples in ``COLUMNS`` order; the block replay appends to these directly."""
         self._candles: list[tuple[Candle, str]] = []
+        self.candle_rows: list[Row] = []
+        """Candles as tuples in ``candle_store.CANDLE_COLUMNS`` order (block replay)."""
 
     def open_position(self, position: Position, mode: str) -> None:
-        self._opens.append(open_row(position, mode))
+        self.opens.append(as_row(open_row(position, mode), OPEN_COLUMNS))
 
     def close_trade(self, trade: ClosedTrade) -> None:
         """The exit's ``positions`` update and its ``trade_outcomes`` row: never one alone."""
-        self._closes.append(close_values(trade))
-        self._rows[trade_outcomes].append(outcome_row(trade))
+        self.closes.append(as_row(close_values(trade), CLOSE_COLUMNS))
+        self._add(trade_outcomes, outcome_row(trade))
 
     def shadow_trade(self, trade: ClosedTrade) -> None:
-        self._rows[shadow_trades].append(shadow_row(trade))
+        self._add(shadow_trades, shadow_row(trade))
 
     def predictions(self, predictions: Iterable[TimeframePrediction]) -> None:
-        self._rows[timeframe_predictions].extend(prediction_row(p) for p in predictions)
+        for p in predictions:
+            self._add(timeframe_predictions, prediction_row(p))
 
     def signal(self, signal: Signal, mode: str | None) -> None:
-        self._rows[confidence_history].append(signal_row(signal, mode))
+        self._add(confidence_history, signal_row(signal, mode))
 
     def transition(self, transition: ModeTransition) -> None:
-        self._rows[learning_states].append(transition_row(transition))
+        self._add(learning_states, transition_row(transition))
 
     def retrain(self, attempt: RetrainAttempt) -> None:
-        self._rows[retraining_history].append(retrain_row(attempt))
+        self._add(retraining_history, retrain_row(attempt))
 
     def error(self, error_type: str, message: str, symbol: str | None, at_ms: int) -> None:
-        row = error_row(error_type, message, symbol, "engine", ms_to_text(at_ms))
-        self._rows[error_log].append(row)
+        self._add(error_log, error_row(error_type, message, symbol, "engine", ms_to_text(at_ms)))
 
     def equity(self, run_id: int | None, at_ms: int, equity: float, drawdown: float) -> None:
-        self._rows[equity_history].append(
-            {
-                "run_id": run_id,
-                "timestamp": ms_to_text(at_ms),
-                "equity": equity,
-                "drawdown_percent": drawdown,
-            }
-        )
+        self.rows[equity_history].append((run_id, ms_to_text(at_ms), equity, drawdown))
 
     def candles(self, candles: Sequence[Candle], source: str) -> None:
         self._candles.extend((c, source) for c in candles)
 
+    def _add(self, table: Table, values: Mapping[str, object]) -> None:
+        self.rows[table].append(as_row(values, COLUMNS[table]))
+
     def __len__(self) -> int:
-        rows = sum(len(r) for r in self._rows.values())
-        return len(self._opens) + len(self._closes) + rows + len(self._candles)
+        rows = sum(len(r) for r in self.rows.values())
+        candles = len(self._candles) + len(self.candle_rows)
+        return len(self.opens) + len(self.closes) + rows + candles
 
     def flush(self, conn: Connection) -> int:
         """Write everything in the caller's transaction (the checkpoint's); returns the count."""
@@ -113,19 +131,32 @@ class Outbox:
             by_source.setdefault(source, []).append(candle)
         for source, items in by_source.items():
             candle_store.insert_candles(conn, items, source)
-        if self._opens:
-            conn.execute(insert(positions), self._opens)
-        if self._closes:
-            conn.execute(CLOSE_POSITION, self._closes)
-        for table, rows in self._rows.items():
+        candle_store.insert_rows(conn, self.candle_rows)
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        if self.opens:
+            conn.exec_driver_sql(_insert_sql("positions", OPEN_COLUMNS, mark), self.opens)
+        if self.closes:
+            conn.exec_driver_sql(_close_sql(mark), self.closes)
+        for table, rows in self.rows.items():
             if rows:
-                conn.execute(insert(table), rows)
+                conn.exec_driver_sql(_insert_sql(table.name, COLUMNS[table], mark), rows)
         self.clear()
         return count
 
     def clear(self) -> None:
-        self._opens.clear()
-        self._closes.clear()
-        for rows in self._rows.values():
+        self.opens.clear()
+        self.closes.clear()
+        for rows in self.rows.values():
             rows.clear()
         self._candles.clear()
+        self.candle_rows.clear()
+
+
+def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}" ({names}) VALUES ({", ".join([mark] * len(columns))})'
+
+
+def _close_sql(mark: str) -> str:
+    sets = ", ".join(f'"{c[2:]}" = {mark}' for c in CLOSE_COLUMNS[:-1])
+    return f"UPDATE positions SET status = 'closed', {sets} WHERE id = {mark}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
+import numpy as np
+
 FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -34,3 +36,13 @@ def datetime_to_text(moment: datetime) -> str:
 def now_text() -> str:
     """Wall-clock now; only adapters at the edge may call this, never the engine."""
     return datetime.now(tz=UTC).strftime(FORMAT)
+
+
+def minute_texts(times_ms: np.ndarray) -> dict[int, str]:
+    """``ms_to_text`` of many whole-second times at once (a block replay's minutes)."""
+    seconds = np.asarray(times_ms, dtype=np.int64) // 1000
+    texts = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s").tolist()
+    return {
+        int(ms): text.replace("T", " ")
+        for ms, text in zip(np.asarray(times_ms).tolist(), texts, strict=True)
+    }

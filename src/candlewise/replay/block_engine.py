@@ -1,0 +1,378 @@
+"""Block replay: a whole block of minutes through the engine's rules in one pass.
+
+``TradingEngine.on_candles`` handles one symbol's candle close at a time, which is what live
+trading needs and costs ~110 us a minute in Python. A replay knows the block's candles in
+advance, so this module takes a block (the runner's read-ahead, ``READ_AHEAD_MINUTES``) and:
+
+1. predicts every close of the block per (symbol, timeframe) in one vectorised call and mixes
+   the fresh predictions into each minute's raw P(up) column-wise (``block_signals``);
+2. walks the minutes once, in event order, with the rules of ``TradingEngine._handle`` and
+   ``end_minute``: exits, signals (calibrated per event timeframe with the scalar calibrator),
+   TRADING/LEARNING modes, orders on the real book and shadow trades on the shadow book
+   (``FastBook``), the drawdown guard and the daily loss limit, equity samples;
+3. appends the same rows to the engine's outbox (tuples, timestamps formatted once per block)
+   and writes the same log lines in one batch.
+
+It is the same run as the event path, not an approximation: ``tests/replay`` runs backtests
+both ways and compares every stored row and the ledger. The engine's objects stay the state
+(checkpoints and resumes do not know which path ran) and the rare events (drawdown alert and
+rollback, the daily loss announcement) are handled by the engine's own methods, with the books
+handed back to the brokers around the call.
+
+Only for runs that never retrain automatically (``--no-retrain``): a retrain swaps a model in
+at a moment that depends on the trades, which a block cannot know ahead. Drift monitors and
+the prediction scorer's judgements feed nothing but those triggers, so they are not updated
+here (``eligibility`` says why a run cannot use the block path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from candlewise.engine import EQUITY_SAMPLE_MINUTES, TradingEngine
+from candlewise.engine import log as engine_log
+from candlewise.learning.modes import Mode, ModeTransition, _pct, _SymbolState
+from candlewise.logging_setup import info_lines
+from candlewise.market.candle import Candle
+from candlewise.replay.block_signals import advance_latest, mix, predict_keys
+from candlewise.replay.fast_book import FastBook, Trade
+from candlewise.retrain_worker import InlineRetrainer
+from candlewise.risk.limits import DAY_MS
+from candlewise.store.outbox import Row
+from candlewise.store.tables import (
+    confidence_history,
+    equity_history,
+    shadow_trades,
+    timeframe_predictions,
+    trade_outcomes,
+)
+from candlewise.store.timestamps import minute_texts, ms_to_text
+from candlewise.timeframes import MINUTE_MS, TIMEFRAME_MS
+from candlewise.trading.positions import _price_text
+
+_EQUITY_EVERY = EQUITY_SAMPLE_MINUTES * MINUTE_MS
+
+
+def eligibility(engine: TradingEngine) -> str | None:
+    """Why ``engine`` cannot run blocks (None: it can)."""
+    if engine.retraining:
+        return "automatic retraining is on"
+    if not isinstance(engine.retrainer, InlineRetrainer) or engine.policy.pending():
+        return "retrains are queued or run in a worker"
+    if engine.cfg.risk.min_edge_over_costs > 0:
+        return "risk.min_edge_over_costs is on"
+    for broker in (engine.broker, engine.shadow):
+        if broker.mode != "paper" or not broker.reverse or broker.fill_hook is not None:
+            return "the broker is not a plain paper broker"
+    return None
+
+
+class BlockReplay:
+    def __init__(self, engine: TradingEngine) -> None:
+        reason = eligibility(engine)
+        if reason is not None:
+            raise ValueError(f"block replay is not possible: {reason}")
+        self.engine = engine
+
+    def run(self, closed_lists: Sequence[list[Candle]], candle_source: str | None = None) -> int:
+        """Handle a block: each item is one symbol's ``closed`` list (1m first) in feed order,
+        whole minutes only; ``candle_source`` labels the candles to store (None: stored
+        already). Returns the close time of the last minute (ended)."""
+        engine = self.engine
+        predictor = engine.predictor
+        keys = predict_keys(predictor, closed_lists)
+        times = np.array(sorted({c[0].close_time for c in closed_lists}), dtype=np.int64)
+        symbols = list(dict.fromkeys(c[0].symbol for c in closed_lists))
+        mixes = {s: mix(predictor, s, times, keys) for s in symbols}
+        advance_latest(predictor, engine.scorer, keys)
+        texts = minute_texts(np.concatenate((times - MINUTE_MS, times)))
+        walk = _Walk(engine, keys, mixes, times, texts)
+        try:
+            walk.run(closed_lists, candle_source)
+        finally:
+            walk.finish()
+        return int(times[-1])
+
+
+class _Walk:
+    """The minute loop of one block (state in locals and the two ``FastBook``s)."""
+
+    def __init__(
+        self,
+        engine: TradingEngine,
+        keys: dict[tuple[str, str], Any],
+        mixes: dict[str, Any],
+        times: np.ndarray,
+        texts: dict[int, str],
+    ) -> None:
+        self.engine = engine
+        self.keys = keys
+        self.mixes = mixes
+        self.times = times
+        self.texts = texts
+        self.real = FastBook(engine.broker)
+        self.shadow = FastBook(engine.shadow)
+        self.lines: list[str] = []
+        rows = engine.outbox.rows
+        self.signal_rows = rows[confidence_history]
+        self.prediction_rows = rows[timeframe_predictions]
+        self.shadow_rows = rows[shadow_trades]
+        self.outcome_rows = rows[trade_outcomes]
+        self.equity_rows = rows[equity_history]
+
+    def text(self, ms: int) -> str:
+        found = self.texts.get(ms)
+        return found if found is not None else ms_to_text(ms)
+
+    def finish(self) -> None:
+        self.real.save()
+        self.shadow.save()
+        self.flush_lines()
+
+    def flush_lines(self) -> None:
+        if self.lines:
+            info_lines(engine_log, self.lines)
+            self.lines = []
+
+    def run(self, closed_lists: Sequence[list[Candle]], candle_source: str | None) -> None:
+        """``TradingEngine.on_candles`` for every item, ``end_minute`` at each minute's end."""
+        engine = self.engine
+        stats = engine.stats
+        predictor = engine.predictor
+        calibrators = predictor._aggregator._calibrators
+        weights = predictor._weights
+        modes = engine.modes
+        states = modes._states
+        threshold, exit_below = modes.threshold, modes.exit_below
+        streaks = engine.policy._learning_streak
+        real, shadow = self.real, self.shadow
+        lines = self.lines
+        text = self.text
+        keys = self.keys
+        signal_rows, prediction_rows = self.signal_rows, self.prediction_rows
+        candle_rows = engine.outbox.candle_rows
+        trading_enabled = engine.cfg.live_trading.enabled
+        flavour = engine._flavour
+        position_mode = engine.cfg.live_trading.mode
+        cursor = {key: iter(kp.p_up) for key, kp in keys.items()}
+        versions = {key: kp.version for key, kp in keys.items()}
+        minute_index = {t: i for i, t in enumerate(self.times.tolist())}
+        trading_minutes = stats.trading_minutes
+        learning, trading = Mode.LEARNING, Mode.TRADING
+        current = -1
+        now_text = ""
+        for closed in closed_lists:
+            minute = closed[0]
+            symbol, open_ms = minute.symbol, minute.open_time
+            now = open_ms + MINUTE_MS
+            if now != current:
+                if current >= 0:
+                    self.end_minute(current)
+                current = now
+                now_text = text(now)
+            stats.candles += 1
+            o, h, lo, c = minute.open, minute.high, minute.low, minute.close
+            if candle_source is not None:
+                candle_rows.append(
+                    (symbol, "1m", open_ms, text(open_ms), o, h, lo, c, minute.volume,
+                     candle_source)
+                )  # fmt: skip
+            for bar in closed[1:]:
+                tf = bar.timeframe
+                lines.append(f"[{symbol} @ {tf}] Candle closed: O={bar.open:.2f} C={bar.close:.2f}")
+                if candle_source is not None:
+                    candle_rows.append(
+                        (symbol, tf, bar.open_time, text(bar.open_time), bar.open, bar.high,
+                         bar.low, bar.close, bar.volume, candle_source)
+                    )  # fmt: skip
+            if real.open:
+                for trade in real.on_candle(symbol, open_ms, now, o, h, lo, c):
+                    self.record_trade(trade)
+            else:
+                real.prices[symbol] = c
+                real.observe(real.cash, now)
+            for trade in shadow.on_candle(symbol, open_ms, now, o, h, lo, c):
+                self.record_shadow(trade)
+            events = []
+            for bar in closed:
+                tf = bar.timeframe
+                key = (symbol, tf)
+                p = next(cursor[key])
+                if p == p:  # a prediction (NaN: none)
+                    prediction_rows.append(
+                        (symbol, tf, now_text, p, p if p >= 0.5 else 1.0 - p,
+                         "BUY" if p >= 0.5 else "SELL", versions[key])
+                    )  # fmt: skip
+                if weights.get(tf, 0.0) > 0.0:
+                    events.append(tf)
+            state = states.get(symbol)
+            if events:
+                sym_mix = self.mixes[symbol]
+                k = minute_index[now]
+                raw = sym_mix.raw[k]
+                if raw == raw:  # some timeframe is fresh: one signal per event timeframe
+                    lines.append(f"[{symbol}] {sym_mix.used[k]} timeframe predictions aggregated")
+                    if state is None:  # ModeMachine.observe: first observation
+                        state = states[symbol] = _SymbolState(learning, now, now)
+                    for tf in events:
+                        calibrator = calibrators.get((symbol, tf))
+                        p = calibrator.apply_one(raw) if calibrator is not None else raw
+                        buy = p >= 0.5
+                        confidence = max(p, 1.0 - p)
+                        state.last_ms = now
+                        if state.mode is learning:
+                            if calibrator is not None and confidence >= threshold:
+                                self.transition(
+                                    state, symbol, tf, trading, confidence, now,
+                                    f"confidence {_pct(confidence)} >= threshold "
+                                    f"{_pct(threshold)}",
+                                )  # fmt: skip
+                        elif confidence < exit_below:
+                            reason = (
+                                f"confidence {_pct(confidence)} < {_pct(exit_below)} (threshold "
+                                f"{_pct(threshold)} - hysteresis {_pct(modes.hysteresis)})"
+                            )
+                            if calibrator is None:
+                                reason += ", uncalibrated"
+                            self.transition(state, symbol, tf, learning, confidence, now, reason)
+                        mode = state.mode
+                        key = (symbol, tf)  # RetrainPolicy.on_signal: the LEARNING streak
+                        if mode is trading:
+                            streaks[key] = 0
+                        else:
+                            streaks[key] = streaks.get(key, 0) + 1
+                        if mode is not trading:
+                            _opened, closed_trade = shadow.on_signal(
+                                symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, c
+                            )
+                            if closed_trade is not None:
+                                self.record_shadow(closed_trade)
+                        elif trading_enabled and real.halt_reason is None:
+                            self.order(symbol, tf, now, buy, confidence, c, flavour, position_mode)
+                        signal_rows.append(
+                            (symbol, now_text, confidence, "BUY" if buy else "SELL", mode.value)
+                        )
+                    stats.signals += len(events)
+                    stats.confidence[symbol] = confidence
+            if state is not None and state.mode is trading:
+                trading_minutes[symbol] = trading_minutes.get(symbol, 0) + 1
+        if current >= 0:
+            self.end_minute(current)
+
+    def order(
+        self, symbol: str, tf: str, now: int, buy: bool, confidence: float, price: float,
+        flavour: str, position_mode: str,
+    ) -> None:  # fmt: skip
+        """A TRADING-mode signal on the real book (``TradingEngine._on_signal``'s last part)."""
+        direction = "BUY" if buy else "SELL"
+        lines = self.lines
+        lines.append(f"[{symbol}] TRADING MODE: {direction} @ {_pct(confidence)} ({flavour})")
+        opened, closed_trade = self.real.on_signal(
+            symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, price
+        )
+        if closed_trade is not None:
+            lines.append(_executed(direction, symbol, closed_trade.exit_price))
+            self.record_trade(closed_trade)
+        if opened is not None:
+            lines.append(_executed(direction, symbol, opened[5]))
+            self.engine.stats.orders += 1
+            text = self.text
+            self.engine.outbox.opens.append(
+                (
+                    opened[0],
+                    symbol,
+                    tf,
+                    "long" if buy else "short",
+                    "open",
+                    position_mode,
+                    opened[4],
+                    opened[5],
+                    text(now),
+                    opened[7],
+                    text(opened[10]),
+                    opened[8],
+                    confidence,
+                )
+            )
+
+    def transition(
+        self,
+        state: Any,
+        symbol: str,
+        timeframe: str,
+        mode: Mode,
+        confidence: float,
+        now: int,
+        reason: str,
+    ) -> None:
+        transition = ModeTransition(symbol, state.mode, mode, confidence, reason, now)
+        state.mode = mode
+        state.since_ms = now
+        stats = self.engine.stats
+        stats.transitions += 1
+        stats.transitions_by_symbol[symbol] = stats.transitions_by_symbol.get(symbol, 0) + 1
+        self.engine.outbox.transition(transition)
+        mark = "✓" if mode is Mode.TRADING else "⚠"
+        self.lines.append(
+            f"{mark} [{symbol} @ {timeframe}] Transitioned to {mode.value} mode "
+            f"(confidence: {_pct(confidence)})"
+        )
+
+    def record_trade(self, trade: Trade) -> None:
+        """``TradingEngine._record_trade`` (automatic retraining is off: no trigger)."""
+        stats = self.engine.stats
+        stats.trades += 1
+        stats.wins += trade.outcome == "WIN"
+        text = self.text
+        self.engine.outbox.closes.append(
+            (trade.exit_price, text(trade.exit_ms), trade.reason, trade.fees, trade.pnl,
+             trade.position_id)
+        )  # fmt: skip
+        self.outcome_rows.append((trade.position_id, *self._outcome(trade)))
+        mark = "✓ WIN" if trade.outcome == "WIN" else "✗ LOSS"
+        self.lines.append(
+            f"[{trade.symbol} @ {trade.timeframe}] Trade closed: {mark} ({trade.pnl_percent:+.2f}%)"
+        )
+
+    def record_shadow(self, trade: Trade) -> None:
+        self.shadow_rows.append(self._outcome(trade))
+        self.engine.stats.shadow_trades += 1
+
+    def _outcome(self, trade: Trade) -> Row:
+        text = self.text
+        return (
+            trade.symbol, trade.timeframe, trade.direction, trade.confidence,
+            text(trade.entry_ms), text(trade.exit_ms), trade.entry_price, trade.exit_price,
+            trade.quantity, trade.pnl, trade.pnl_percent, trade.fees, trade.outcome,
+            trade.reason,
+        )  # fmt: skip
+
+    def end_minute(self, now: int) -> None:
+        """``TradingEngine.end_minute`` (no retrains can be queued on this path)."""
+        engine = self.engine
+        real = self.real
+        event = engine.drawdown.update(real.equity(), now)
+        if event is not None:
+            self._by_engine(lambda: engine.on_drawdown_event(event, now))
+        if real.blocked(now) and engine.stats.daily_loss_day != now // DAY_MS:
+            self._by_engine(lambda: engine.check_daily_loss(now))
+        if now % _EQUITY_EVERY == 0:
+            self.equity_rows.append(
+                (engine.run_id, self.text(now), real.equity(), engine.drawdown.drawdown_percent)
+            )
+
+    def _by_engine(self, call: Any) -> None:
+        """Let the engine's own code handle a rare event, on the brokers' objects."""
+        self.flush_lines()
+        self.real.save()
+        self.shadow.save()
+        call()
+        self.real.load()
+        self.shadow.load()
+
+
+def _executed(direction: str, symbol: str, price: float) -> str:
+    return f"✓ Paper trade executed: {direction} {symbol} @ ${_price_text(price)}"
