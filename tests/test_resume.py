@@ -113,3 +113,46 @@ def test_twenty_kills_resume_to_the_uninterrupted_ledger(workdir: Path) -> None:
     ref_rows, got_rows = _rows(workdir / "data" / "ref.db"), _rows(db)
     for table in TABLES:
         assert got_rows[table] == ref_rows[table], table  # nothing lost, nothing twice
+
+
+#: The block replay (no automatic retraining): checkpoints fall on block ends, once a second.
+BLOCK_ARGS = ["backtest", "--config", "low.yaml", "--days", "40", "--seed", "3",
+              "--warmup-days", "12", "--no-retrain"]  # fmt: skip
+BLOCK_KILLS = 8
+
+
+@pytest.mark.timeout(600)
+def test_kills_during_a_block_replay_resume_to_the_uninterrupted_rows(workdir: Path) -> None:
+    (workdir / "low.yaml").write_text(CONFIG)
+    exe = str(Path(sys.executable).with_name("candlewise"))
+    reference = subprocess.run(
+        [exe, *BLOCK_ARGS, "--db", "data/ref.db"], capture_output=True, text=True, check=True
+    )
+    log = (workdir / "logs" / "production_deployment.log").read_text()
+    assert "Replay path: block" in log
+    rng = random.Random(8)
+    db = workdir / "data" / "killed.db"
+    seen = []
+    for _ in range(BLOCK_KILLS):
+        before = _cursor(db)
+        proc = subprocess.Popen(
+            [exe, *BLOCK_ARGS, "--db", str(db)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while _cursor(db) == before and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.8))  # between two checkpoints of the replay, mostly
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        seen.append(_cursor(db))
+    resumed = subprocess.run(
+        [exe, *BLOCK_ARGS, "--db", str(db)], capture_output=True, text=True, check=True
+    )
+    assert _ledger(resumed.stdout) == _ledger(reference.stdout)
+    running = {c for c in seen if c and c.startswith("running")}
+    assert len(running) >= 3, seen  # the kills fell at different moments of the replay
+    ref_rows, got_rows = _rows(workdir / "data" / "ref.db"), _rows(db)
+    for table in TABLES:
+        assert got_rows[table] == ref_rows[table], table

@@ -135,7 +135,7 @@ class _Walk:
     def flush_lines(self) -> None:
         if self.lines:
             info_lines(engine_log, self.lines)
-            self.lines = []
+            self.lines.clear()  # in place: the minute loop holds this list
 
     def run(self, closed_lists: Sequence[list[Candle]], candle_source: str | None) -> None:
         """``TradingEngine.on_candles`` for every item, ``end_minute`` at each minute's end."""
