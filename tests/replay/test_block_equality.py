@@ -92,7 +92,7 @@ def _compare(tmp_path: Path, config: str, days: str, monkeypatch, capsys) -> tup
 def test_both_modes_give_the_event_paths_rows_log_and_ledger(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    out, rows = _compare(tmp_path, BOTH_MODES, "1", monkeypatch, capsys)
+    _, rows = _compare(tmp_path, BOTH_MODES, "1", monkeypatch, capsys)
     log = (tmp_path / "block" / "logs" / "production_deployment.log").read_text()
     assert "Replay path: block" in log and "Replay path: event" not in log
     event_log = (tmp_path / "event" / "logs" / "production_deployment.log").read_text()
