@@ -3,16 +3,18 @@
 Every scenario runs in its own fresh Python process (``--worker``), set up exactly as the CLI
 sets itself up (``AppContext``: config file, INFO file logging, a new SQLite database file, the
 models folder beside it) and calling the same ``run_backtest``. Nothing in ``src/`` is changed:
-the process only wraps ``TradingEngine.on_candles`` (the class attribute, in that process) to
-time every call and to see, from ``engine.stats``, whether it opened an order or ran a retrain.
+the process only wraps ``TradingEngine.on_candles`` (event path) and ``BlockReplay.run`` (block
+path, the default for ``--no-retrain``) to time them and to see, from ``engine.stats``, whether
+a call opened an order or ran a retrain.
 
 Phases of one run, timed separately (wall clock, ``perf_counter``):
   * history: simulating ``--warmup-days`` of 1m history per symbol into the store;
   * training: training the first models and calibrators (``train_symbol``/``calibrate_signals``),
     then loading them and warming the predictor's windows up from the store;
-  * replay: from the first ``engine.on_candles`` call to the return of ``run_backtest``: the
-    feed (simulated market), aggregation to the higher timeframes, candle flushes to the store
-    and the engine (exits, predictions, signals, modes, orders, stores, drawdown, retrains).
+  * replay: from the first ``on_candles``/``BlockReplay.run`` call to the return of
+    ``run_backtest``: the feed (simulated market), aggregation to the higher timeframes, the
+    engine (exits, predictions, signals, modes, orders, drawdown, retrains), every row written
+    to SQLite at the checkpoints, and the report.
 Throughput = 1m candles replayed / replay seconds. "whole run" divides the same candles by the
 worker's whole time (its first line to the end of the backtest: imports, history, training and
 replay; interpreter start-up, ~20 ms, is not included).
@@ -20,6 +22,7 @@ replay; interpreter start-up, ~20 ms, is not included).
 Decision latency: wall time of each ``on_candles`` call (``perf_counter_ns``), for the calls that
 opened an order (``stats.orders`` grew: candle close -> order placed and recorded) and for all
 calls; calls that ran a retrain are listed apart (with retraining on they are seconds long).
+Only the event path (live trading's path; ``--event-path`` scenario) has per-candle calls.
 
 Memory: ``ru_maxrss`` of the process (its peak over every phase), ``VmRSS`` at the start of the
 replay and sampled every ``--rss-every`` calls, and the peak during the replay alone (``VmHWM``
@@ -30,12 +33,12 @@ Config: the repository's defaults (``config.py``) except ``trading_threshold 0.6
 four symbols; relative paths (logs/) land in the scratch folder. ``--profile`` prints a cProfile
 of the replay phase only (one process, no table).
 
-Windows: the 4-symbol run (8 days by default) is also the memory run; 30 days of 4 symbols take
-~13 min of replay at the ~200 candles/s measured on 2 cores, so the default keeps the whole
-benchmark near 5 min (``--days-4 30`` for the full month).
+Windows: the 4-symbol month is also the memory run (block path: block ends sample VmRSS, one a
+replayed day). The one-year run shows the whole-process rate once start-up (imports, history,
+first training: ~5 s) is amortised.
 
-Run: .venv/bin/python bench/bench_engine.py [--days-1 2] [--days-retrain 0.5] [--days-4 8]
-     [--warmup-days 60] [--seed 1] [--skip retrain,4]
+Run: .venv/bin/python bench/bench_engine.py [--days-1 30] [--days-year 365] [--days-event 2]
+     [--days-retrain 0.5] [--days-4 30] [--warmup-days 60] [--seed 1] [--skip year,retrain,4]
      .venv/bin/python bench/bench_engine.py --profile --symbols BTC/USDT --days 0.25
 """
 
@@ -105,6 +108,7 @@ def worker(args: argparse.Namespace) -> dict:
     from candlewise.backtest import BacktestRequest, run_backtest
     from candlewise.cli.context import AppContext
     from candlewise.engine import TradingEngine
+    from candlewise.replay.block_engine import BlockReplay
 
     imported = time.perf_counter()
     rss_imported = _proc_status("VmRSS")
@@ -152,11 +156,33 @@ def worker(args: argparse.Namespace) -> dict:
         if stage.startswith("training") and "training" not in marks:
             marks["training"] = time.perf_counter()
 
+    original_block = BlockReplay.run
+    blocks = array("q")  # ns per block of the block path
+
+    def timed_block(self: BlockReplay, closed_lists, source=None) -> int:  # type: ignore[no-untyped-def]
+        if state["calls"] == 0:
+            marks["replay"] = time.perf_counter()
+            state["maxrss_before"] = _maxrss_mb()
+            state["rss_start"] = _proc_status("VmRSS")
+            state["hwm_reset"] = _reset_peak_rss()
+            if profiler is not None:
+                profiler.enable()
+        t0 = time.perf_counter_ns()
+        end = original_block(self, closed_lists, source)
+        blocks.append(time.perf_counter_ns() - t0)
+        state["calls"] += len(closed_lists)
+        rss.append(_proc_status("VmRSS"))
+        return end
+
     TradingEngine.on_candles = timed  # type: ignore[method-assign]
+    BlockReplay.run = timed_block  # type: ignore[method-assign]
     try:
-        report = run_backtest(cfg, ctx.engine, models_dir, request, progress)
+        report = run_backtest(
+            cfg, ctx.engine, models_dir, request, progress, block_replay=not args.event_path
+        )
     finally:
         TradingEngine.on_candles = original  # type: ignore[method-assign]
+        BlockReplay.run = original_block  # type: ignore[method-assign]
     marks["end"] = time.perf_counter()
     if profiler is not None:
         profiler.disable()
@@ -178,11 +204,13 @@ def worker(args: argparse.Namespace) -> dict:
         "history_s": marks.get("training", marks["start"]) - marks["start"],
         "training_s": marks.get("replay", marks["end"]) - marks.get("training", marks["start"]),
         "replay_s": marks["end"] - marks.get("replay", marks["end"]),
-        "engine_s": sum(latency) / 1e9,
+        "engine_s": (sum(latency) + sum(blocks)) / 1e9,
+        "path": "event" if args.event_path else "block",
+        "blocks": len(blocks),
         "latency_ns": list(latency),
         "kind": list(kind),
         "rss_mb": list(rss),
-        "rss_every": args.rss_every,
+        "rss_every": 1440 * len(symbols) if blocks else args.rss_every,
         "rss_imported_mb": rss_imported,
         "rss_start_mb": state["rss_start"],
         "maxrss_before_replay_mb": state["maxrss_before"],
@@ -205,7 +233,12 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def run_scenario(
-    name: str, symbols: tuple[str, ...], days: float, retrain: bool, args: argparse.Namespace
+    name: str,
+    symbols: tuple[str, ...],
+    days: float,
+    retrain: bool,
+    args: argparse.Namespace,
+    event_path: bool = False,
 ) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="cw_bench_engine_"))
     (workdir / "config.yaml").write_text(CONFIG_YAML)
@@ -231,6 +264,8 @@ def run_scenario(
     ]
     if retrain:
         cmd.append("--retrain")
+    if event_path:
+        cmd.append("--event-path")
     print(f"[{time.perf_counter() - STARTED:6.0f} s] {name}: {' '.join(cmd[2:])}", flush=True)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -275,6 +310,7 @@ def print_tables(results: list[dict], args: argparse.Namespace, total_s: float) 
     )
     print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in results:
+        r["name"] = f"{r['name']} ({r['path']} path)"
         cps = r["candles_1m"] / r["replay_s"] if r["replay_s"] else 0.0
         retr = sum(r["retrains"].values())
         retrain_s = sum(t for t, k in zip(r["latency_ns"], r["kind"], strict=True) if k & 2) / 1e9
@@ -370,13 +406,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--warmup-days", type=float, default=60, help="the CLI's default")
-    parser.add_argument("--days-1", type=float, default=2, help="1 symbol, --no-retrain")
+    parser.add_argument("--days-1", type=float, default=30, help="1 symbol, --no-retrain")
     parser.add_argument(
-        "--days-4", type=float, default=8, help="4 symbols, --no-retrain (also the RSS run)"
+        "--days-event", type=float, default=2, help="1 symbol, --no-retrain, --event-path"
+    )
+    parser.add_argument(
+        "--days-year", type=float, default=365, help="1 symbol, --no-retrain: whole process"
+    )
+    parser.add_argument(
+        "--days-4", type=float, default=30, help="4 symbols, --no-retrain (also the RSS run)"
     )
     parser.add_argument("--days-retrain", type=float, default=0.5, help="1 symbol, retraining")
     parser.add_argument("--rss-every", type=int, default=500, help="on_candles calls")
-    parser.add_argument("--skip", default="", help="comma list of scenarios to skip: 1, retrain, 4")
+    parser.add_argument(
+        "--skip", default="", help="comma list of scenarios to skip: 1, year, event, retrain, 4"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
     # profile mode (one process, prints the cProfile of the replay only)
     parser.add_argument("--profile", action="store_true")
@@ -389,6 +433,9 @@ def main() -> None:
     parser.add_argument("--symbols", default="BTC/USDT", help="worker/profile: comma list")
     parser.add_argument("--days", type=float, default=0.25, help="worker/profile: days to play")
     parser.add_argument("--retrain", action="store_true", help="worker/profile: retraining on")
+    parser.add_argument(
+        "--event-path", action="store_true", help="worker/profile: one event at a time"
+    )
     args = parser.parse_args()
 
     if args.worker:
@@ -413,6 +460,20 @@ def main() -> None:
     plan = [
         ("1", f"1 symbol, --no-retrain, {args.days_1:g} d", ALL_SYMBOLS[:1], args.days_1, False),
         (
+            "year",
+            f"1 symbol, --no-retrain, {args.days_year:g} d",
+            ALL_SYMBOLS[:1],
+            args.days_year,
+            False,
+        ),
+        (
+            "event",
+            f"1 symbol, --no-retrain --event-path, {args.days_event:g} d",
+            ALL_SYMBOLS[:1],
+            args.days_event,
+            False,
+        ),
+        (
             "retrain",
             f"1 symbol, retraining on, {args.days_retrain:g} d",
             ALL_SYMBOLS[:1],
@@ -422,7 +483,7 @@ def main() -> None:
         ("4", f"4 symbols, --no-retrain, {args.days_4:g} d", ALL_SYMBOLS, args.days_4, False),
     ]
     results = [
-        run_scenario(name, symbols, days, retrain, args)
+        run_scenario(name, symbols, days, retrain, args, event_path=key == "event")
         for key, name, symbols, days, retrain in plan
         if key not in skip
     ]

@@ -222,9 +222,10 @@ def test_replay_of_stored_candles_is_the_replay_of_their_file(workdir: Path, cap
         end_ms=1_736_467_200_000, replay_url="sqlite:///data/trading.db",
     )  # fmt: skip
     minutes = iter(range(10**6))
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted):  # the event path polls the stop every minute
         run_backtest(ctx.config, ctx.engine, "data/resumed_models", request,
-                     stop=lambda: next(minutes) >= 60)  # fmt: skip
+                     stop=lambda: next(minutes) >= 60, block_replay=False)  # fmt: skip
+    # ... and the block path takes over where it stopped
     (workdir / "data" / "trading.db").unlink()  # not needed any more
     report = run_backtest(ctx.config, ctx.engine, "data/resumed_models", request)
     assert report.ledger == _ledger(stored)

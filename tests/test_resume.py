@@ -116,7 +116,7 @@ def test_twenty_kills_resume_to_the_uninterrupted_ledger(workdir: Path) -> None:
 
 
 #: The block replay (no automatic retraining): checkpoints fall on block ends, once a second.
-BLOCK_ARGS = ["backtest", "--config", "low.yaml", "--days", "40", "--seed", "3",
+BLOCK_ARGS = ["backtest", "--config", "low.yaml", "--days", "90", "--seed", "3",
               "--warmup-days", "12", "--no-retrain"]  # fmt: skip
 BLOCK_KILLS = 8
 
@@ -143,7 +143,7 @@ def test_kills_during_a_block_replay_resume_to_the_uninterrupted_rows(workdir: P
         deadline = time.monotonic() + 60
         while _cursor(db) == before and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.8))  # between two checkpoints of the replay, mostly
+        time.sleep(rng.uniform(0.0, 0.4))  # between two checkpoints of the replay, mostly
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         seen.append(_cursor(db))

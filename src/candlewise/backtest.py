@@ -46,6 +46,7 @@ from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
 from candlewise.runner import EngineRunner, Interrupted, Progress
+from candlewise.store import checkpoint_writer
 from candlewise.store.run_store import (
     FINISHED,
     PREPARING,
@@ -93,6 +94,32 @@ def run_backtest(
     ``block_replay`` False forces the one-event-at-a-time path (the reference the block path
     is tested against); otherwise runs without automatic retraining replay in blocks.
     """
+    checkpoint_writer.wait_for_writers(store)  # a killed run's writer may still be committing
+    # The block path computes rows as fast as SQLite stores them: a writer process stores them
+    # beside it. Started now, so that its imports overlap the history and the training.
+    writer = (
+        checkpoint_writer.CheckpointWriter(store)
+        if block_replay and not req.retrain and checkpoint_writer.usable(store)
+        else None
+    )
+    try:
+        return _run(cfg, store, models_dir, req, progress, stop, prepared, block_replay, writer)
+    finally:
+        if writer is not None:
+            writer.close()  # every checkpoint submitted is committed (or this raises)
+
+
+def _run(
+    cfg: AppConfig,
+    store: Engine,
+    models_dir: str,
+    req: BacktestRequest,
+    progress: Progress | None,
+    stop: Callable[[], bool] | None,
+    prepared: Prepared | None,
+    block_replay: bool,
+    writer: checkpoint_writer.CheckpointWriter | None,
+) -> BacktestReport:
     symbols = list(req.symbols)
     params = _params(cfg, req)
     with store.begin() as conn:
@@ -156,7 +183,11 @@ def run_backtest(
         stop=stop,
         block_replay=block_replay,
     )
-    log.info("Replay path: %s", runner.path)
+    if runner.path == "block":  # nothing reads the store during a block replay
+        runner.writer = writer
+    log.info(
+        "Replay path: %s", runner.path + (", checkpoint writer process" if runner.writer else "")
+    )
     if run is None or run.snapshot is None:
         runner.checkpoint(start)  # prepared: from here on a restart resumes, not retrains
     runner.run(
@@ -167,6 +198,8 @@ def run_backtest(
         start=start,
     )
     runner.checkpoint(end, FINISHED)
+    if writer is not None:
+        writer.close()  # the report reads what the writer stored
     return _report(cfg, req, store, engine, run_id, snapshot)
 
 

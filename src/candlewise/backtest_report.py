@@ -22,7 +22,7 @@ from candlewise.store.tables import (
     shadow_trades,
     trade_outcomes,
 )
-from candlewise.store.timestamps import ms_to_text, text_to_ms
+from candlewise.store.timestamps import ms_to_text, texts_to_ms
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.ledger import ledger_hash
 from candlewise.trading.positions import ClosedTrade
@@ -135,9 +135,15 @@ def stored_trades(
 ) -> list[ClosedTrade]:
     """The closed trades of the window as the ledger hashes them."""
     t = trade_outcomes.c
-    rows = conn.execute(
-        select(trade_outcomes).where(t.symbol.in_(symbols), t.exit_time.between(first, last))
-    ).mappings()
+    rows = (
+        conn.execute(
+            select(trade_outcomes).where(t.symbol.in_(symbols), t.exit_time.between(first, last))
+        )
+        .mappings()
+        .all()
+    )
+    entries = texts_to_ms([row["entry_time"] for row in rows]).tolist()
+    exits = texts_to_ms([row["exit_time"] for row in rows]).tolist()
     return [
         ClosedTrade(
             position_id=row["position_id"],
@@ -146,8 +152,8 @@ def stored_trades(
             side="long" if row["predicted_direction"] == "BUY" else "short",
             predicted_direction=row["predicted_direction"],
             confidence=row["confidence"],
-            entry_time_ms=text_to_ms(row["entry_time"]),
-            exit_time_ms=text_to_ms(row["exit_time"]),
+            entry_time_ms=entry,
+            exit_time_ms=exit_,
             entry_price=row["entry_price"],
             exit_price=row["exit_price"],
             quantity=row["quantity"],
@@ -157,7 +163,7 @@ def stored_trades(
             outcome=row["outcome"],
             exit_reason=row["exit_reason"],
         )
-        for row in rows
+        for row, entry, exit_ in zip(rows, entries, exits, strict=True)
     ]
 
 
@@ -169,7 +175,7 @@ def sharpe_ratio(conn: Connection, run_id: int) -> float | None:
     ).all()
     if len(rows) < 3:
         return None
-    times = np.array([text_to_ms(r[0]) for r in rows])
+    times = texts_to_ms([r[0] for r in rows])
     values = np.array([r[1] for r in rows], dtype=np.float64)
     daily = times[-1] - times[0] > 3 * 24 * HOUR_MS
     step, per_year = (24 * HOUR_MS, 365) if daily else (HOUR_MS, 365 * 24)

@@ -31,6 +31,7 @@ from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
 from candlewise.replay.block_engine import BlockReplay, eligibility
 from candlewise.signals.live import LivePredictor
+from candlewise.store.checkpoint_writer import CheckpointWriter
 from candlewise.store.run_store import RUNNING, save_checkpoint
 from candlewise.timeframes import MINUTE_MS
 
@@ -66,10 +67,12 @@ class EngineRunner:
         stop: Callable[[], bool] | None = None,
         on_minute: Callable[[int], None] | None = None,
         block_replay: bool = False,
+        writer: CheckpointWriter | None = None,
     ) -> None:
         """``snapshot`` holds ``aggregators`` (per symbol) and anything the caller wants kept
         with each checkpoint; ``candle_source`` labels the candles to store (None: the feed's
-        candles are stored already, as in a replay of stored candles)."""
+        candles are stored already, as in a replay of stored candles); ``writer`` commits the
+        checkpoints in a process of its own (the caller closes it)."""
         self.engine = engine
         self.store = store
         self.run_id = run_id
@@ -79,6 +82,7 @@ class EngineRunner:
         self.read_ahead = read_ahead
         self.stop = stop
         self.on_minute = on_minute
+        self.writer = writer
         self._saved = (time.monotonic(), 0)
         engine.set_checkpoint(self.checkpoint)
         self.block: BlockReplay | None = None
@@ -97,9 +101,12 @@ class EngineRunner:
     def checkpoint(self, now: int, status: str = RUNNING) -> None:
         self.snapshot["engine"] = self.engine.state()
         blob = pickle.dumps(self.snapshot, protocol=pickle.HIGHEST_PROTOCOL)
-        with self.store.begin() as conn:
-            self.engine.outbox.flush(conn)
-            save_checkpoint(conn, self.run_id, now, blob, status)
+        if self.writer is not None:
+            self.writer.submit(self.engine.outbox, self.run_id, now, blob, status)
+        else:
+            with self.store.begin() as conn:
+                self.engine.outbox.flush(conn)
+                save_checkpoint(conn, self.run_id, now, blob, status)
         self._saved = (time.monotonic(), now)
 
     def run(

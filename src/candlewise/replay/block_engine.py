@@ -116,6 +116,8 @@ class _Walk:
         self.real = FastBook(engine.broker)
         self.shadow = FastBook(engine.shadow)
         self.lines: list[str] = []
+        self.last_equity: float | None = None
+        """Equity of the last ``DrawdownGuard.update`` (an update with it again is a no-op)."""
         rows = engine.outbox.rows
         self.signal_rows = rows[confidence_history]
         self.prediction_rows = rows[timeframe_predictions]
@@ -151,6 +153,7 @@ class _Walk:
         real, shadow = self.real, self.shadow
         lines = self.lines
         text = self.text
+        texts_get = self.texts.get
         keys = self.keys
         signal_rows, prediction_rows = self.signal_rows, self.prediction_rows
         candle_rows = engine.outbox.candle_rows
@@ -177,7 +180,8 @@ class _Walk:
             o, h, lo, c = minute.open, minute.high, minute.low, minute.close
             if candle_source is not None:
                 candle_rows.append(
-                    (symbol, "1m", open_ms, text(open_ms), o, h, lo, c, minute.volume,
+                    (symbol, "1m", open_ms, texts_get(open_ms) or text(open_ms), o, h, lo, c,
+                     minute.volume,
                      candle_source)
                 )  # fmt: skip
             for bar in closed[1:]:
@@ -242,8 +246,10 @@ class _Walk:
                         key = (symbol, tf)  # RetrainPolicy.on_signal: the LEARNING streak
                         if mode is trading:
                             streaks[key] = 0
+                            mode_name = "TRADING"
                         else:
                             streaks[key] = streaks.get(key, 0) + 1
+                            mode_name = "LEARNING"
                         if mode is not trading:
                             _opened, closed_trade = shadow.on_signal(
                                 symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, c
@@ -253,7 +259,7 @@ class _Walk:
                         elif trading_enabled and real.halt_reason is None:
                             self.order(symbol, tf, now, buy, confidence, c, flavour, position_mode)
                         signal_rows.append(
-                            (symbol, now_text, confidence, "BUY" if buy else "SELL", mode.value)
+                            (symbol, now_text, confidence, "BUY" if buy else "SELL", mode_name)
                         )
                     stats.signals += len(events)
                     stats.confidence[symbol] = confidence
@@ -354,9 +360,13 @@ class _Walk:
         """``TradingEngine.end_minute`` (no retrains can be queued on this path)."""
         engine = self.engine
         real = self.real
-        event = engine.drawdown.update(real.equity(), now)
-        if event is not None:
-            self._by_engine(lambda: engine.on_drawdown_event(event, now))
+        equity = real.equity()
+        if equity != self.last_equity:  # the same equity again changes nothing in the guard
+            self.last_equity = equity
+            event = engine.drawdown.update(equity, now)
+            if event is not None:
+                self._by_engine(lambda: engine.on_drawdown_event(event, now))
+                self.last_equity = None
         if real.blocked(now) and engine.stats.daily_loss_day != now // DAY_MS:
             self._by_engine(lambda: engine.check_daily_loss(now))
         if now % _EQUITY_EVERY == 0:

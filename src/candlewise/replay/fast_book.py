@@ -102,13 +102,14 @@ class FastBook:
     def observe(self, equity: float, at_ms: int) -> None:
         """``RiskLimits.observe``: roll the UTC day, latch the daily loss."""
         day = at_ms // DAY_MS
-        if self.day is None or day > self.day:
-            self.day = day
+        current = self.day
+        if current is None or day > current:
+            self.day = current = day
             self.day_start = equity
         start = self.day_start
-        loss = 0.0 if self.day is None or start <= 0 else (start - equity) / start
+        loss = (start - equity) / start if start > 0 else 0.0
         if loss >= self.loss_limit:
-            self.blocked_day = self.day
+            self.blocked_day = current
 
     def blocked(self, at_ms: int) -> bool:
         return self.blocked_day is not None and self.blocked_day == at_ms // DAY_MS
@@ -138,7 +139,9 @@ class FastBook:
         self.prices[symbol] = c
         closed: list[Trade] = []
         if self.open:
-            for p in [p for p in self.open.values() if p[1] == symbol]:
+            for p in list(self.open.values()):
+                if p[1] != symbol:
+                    continue
                 price = None
                 reason = "stop_loss"
                 if open_ms >= p[6]:
@@ -177,13 +180,19 @@ class FastBook:
         price: float,
     ) -> list[Any] | None:  # fmt: skip
         """``PaperBroker._enter`` + ``RiskLimits.check_entry`` + ``PaperBroker._open``."""
-        equity = self.equity()
+        prices = self.prices
+        value = gross = 0  # PositionBook.market_value and .exposure, same order of sums
+        for p in self.open.values():
+            price_now = prices[p[1]]
+            value += p[3] * p[4] * price_now
+            gross += p[4] * price_now
+        equity = self.cash + value
         requested = self.max_position * equity
         self.observe(equity, at_ms)
         if equity <= 0 or self.blocked(at_ms):
             return None
         size_cap = self.max_position * equity
-        room = self.max_exposure * equity - self.exposure()
+        room = self.max_exposure * equity - gross
         notional = min(requested, size_cap, room)
         if notional < self.min_notional:
             return None

@@ -143,6 +143,19 @@ class Outbox:
         self.clear()
         return count
 
+    def take(self) -> tuple[Any, ...]:
+        """Everything pending, as plain data (for another process), and the outbox emptied."""
+        rows = [self.rows[t] for t in _TABLES]  # in table order: Table objects do not pickle well
+        taken = (self.opens, self.closes, rows, self._candles, self.candle_rows)
+        self.opens, self.closes, self._candles, self.candle_rows = [], [], [], []
+        self.rows = {t: [] for t in _TABLES}
+        return taken
+
+    def give(self, taken: tuple[Any, ...]) -> None:
+        """What ``take`` returned (in the writer process), to be flushed."""
+        self.opens, self.closes, rows, self._candles, self.candle_rows = taken
+        self.rows = dict(zip(_TABLES, rows, strict=True))
+
     def clear(self) -> None:
         self.opens.clear()
         self.closes.clear()

@@ -88,15 +88,23 @@ def create_run(conn: Connection, kind: str, params: Mapping[str, Any]) -> int:
 
 
 def save_checkpoint(
-    conn: Connection, run_id: int, cursor_ms: int, snapshot: bytes, status: str = RUNNING
+    conn: Connection,
+    run_id: int,
+    cursor_ms: int,
+    snapshot: bytes,
+    status: str = RUNNING,
+    *,
+    pid: int | None = None,
 ) -> None:
+    """``pid``: the process running the run (default this one; a writer process passes the
+    replay's)."""
     values: dict[str, Any] = {
         "status": status,
         "cursor_ms": cursor_ms,
         "cursor_time": ms_to_text(cursor_ms),
         "snapshot": snapshot,
         "updated_at": now_text(),
-        "pid": os.getpid(),
+        "pid": pid if pid is not None else os.getpid(),
     }
     if status == FINISHED:
         values["finished_at"] = values["updated_at"]

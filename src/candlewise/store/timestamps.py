@@ -46,3 +46,11 @@ def minute_texts(times_ms: np.ndarray) -> dict[int, str]:
         int(ms): text.replace("T", " ")
         for ms, text in zip(np.asarray(times_ms).tolist(), texts, strict=True)
     }
+
+
+def texts_to_ms(texts: list[str]) -> np.ndarray:
+    """``text_to_ms`` of many texts at once (int64 ms): a report reads thousands of them."""
+    if not texts:
+        return np.empty(0, dtype=np.int64)
+    seconds = np.array([t.replace(" ", "T") for t in texts], dtype="datetime64[s]")
+    return seconds.astype(np.int64) * 1000
