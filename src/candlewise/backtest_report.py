@@ -7,7 +7,7 @@ the engine's final checkpoint."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +22,9 @@ from candlewise.store.tables import (
     shadow_trades,
     trade_outcomes,
 )
-from candlewise.store.timestamps import ms_to_text, texts_to_ms
+from candlewise.store.timestamps import ms_to_text, text_to_ms, texts_to_ms
 from candlewise.timeframes import MINUTE_MS
-from candlewise.trading.ledger import ledger_hash
+from candlewise.trading.ledger import ledger_hash_of_keys, ledger_key
 from candlewise.trading.positions import ClosedTrade
 
 HOUR_MS = 60 * MINUTE_MS
@@ -68,9 +68,14 @@ def build_report(
     untrained: Sequence[str],
 ) -> BacktestReport:
     window = (ms_to_text(start), ms_to_text(end))
-    trades = stored_trades(conn, symbols, *window)
+    keys = []  # one pass, keeping only each trade's ledger key: reports of long runs stay small
+    pnl: float = 0
+    wins = 0
+    for trade in stored_trades(conn, symbols, *window):
+        pnl += trade.pnl_absolute
+        wins += trade.outcome == "WIN"
+        keys.append(ledger_key(trade))
     minutes = (end - start) // MINUTE_MS
-    pnl = sum(t.pnl_absolute for t in trades)
     r = retraining_history.c
     retrains = dict(
         conn.execute(
@@ -106,8 +111,8 @@ def build_report(
         start_ms=start,
         end_ms=end,
         candles=engine.stats.candles,
-        trades=len(trades),
-        wins=sum(t.outcome == "WIN" for t in trades),
+        trades=len(keys),
+        wins=wins,
         pnl=pnl,
         pnl_percent=100 * (equity / starting_balance - 1),
         max_drawdown_percent=engine.drawdown.max_drawdown_percent,
@@ -120,7 +125,7 @@ def build_report(
         retrains_accepted=int(accepted),
         errors=int(errors),
         rollback=engine.stats.rollback,
-        ledger=ledger_hash(trades),
+        ledger=ledger_hash_of_keys(keys),
         open_positions=len(engine.broker.book),
         unrealized_pnl=equity - starting_balance - pnl,
         final_equity=equity,
@@ -132,19 +137,13 @@ def build_report(
 
 def stored_trades(
     conn: Connection, symbols: Sequence[str], first: str, last: str
-) -> list[ClosedTrade]:
-    """The closed trades of the window as the ledger hashes them."""
+) -> Iterator[ClosedTrade]:
+    """The closed trades of the window as the ledger hashes them (streamed)."""
     t = trade_outcomes.c
-    rows = (
-        conn.execute(
-            select(trade_outcomes).where(t.symbol.in_(symbols), t.exit_time.between(first, last))
-        )
-        .mappings()
-        .all()
-    )
-    entries = texts_to_ms([row["entry_time"] for row in rows]).tolist()
-    exits = texts_to_ms([row["exit_time"] for row in rows]).tolist()
-    return [
+    rows = conn.execute(
+        select(trade_outcomes).where(t.symbol.in_(symbols), t.exit_time.between(first, last))
+    ).mappings()
+    return (
         ClosedTrade(
             position_id=row["position_id"],
             symbol=row["symbol"],
@@ -152,8 +151,8 @@ def stored_trades(
             side="long" if row["predicted_direction"] == "BUY" else "short",
             predicted_direction=row["predicted_direction"],
             confidence=row["confidence"],
-            entry_time_ms=entry,
-            exit_time_ms=exit_,
+            entry_time_ms=text_to_ms(row["entry_time"]),
+            exit_time_ms=text_to_ms(row["exit_time"]),
             entry_price=row["entry_price"],
             exit_price=row["exit_price"],
             quantity=row["quantity"],
@@ -163,8 +162,8 @@ def stored_trades(
             outcome=row["outcome"],
             exit_reason=row["exit_reason"],
         )
-        for row, entry, exit_ in zip(rows, entries, exits, strict=True)
-    ]
+        for row in rows
+    )
 
 
 def sharpe_ratio(conn: Connection, run_id: int) -> float | None:

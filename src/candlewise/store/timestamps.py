@@ -24,7 +24,10 @@ def ms_to_text(ms: int) -> str:
 
 
 def text_to_ms(text: str) -> int:
-    return int(datetime.strptime(text, FORMAT).replace(tzinfo=UTC).timestamp() * 1000)
+    """Inverse of ``ms_to_text`` (``fromisoformat``: ~20x faster than ``strptime``)."""
+    if len(text) != 19 or text[10] != " ":
+        raise ValueError(f"time data {text!r} does not match format {FORMAT!r}")
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def datetime_to_text(moment: datetime) -> str:
