@@ -138,14 +138,17 @@ def worker(args: argparse.Namespace) -> dict:
     profiler = cProfile.Profile() if args.profile else None
     original = TradingEngine.on_candles
 
+    def replay_starts() -> None:
+        marks["replay"] = time.perf_counter()
+        state["maxrss_before"] = _maxrss_mb()
+        state["rss_start"] = _proc_status("VmRSS")
+        state["hwm_reset"] = _reset_peak_rss()
+        if profiler is not None:
+            profiler.enable()
+
     def timed(self: TradingEngine, closed) -> None:  # type: ignore[no-untyped-def]
         if state["calls"] == 0:
-            marks["replay"] = time.perf_counter()
-            state["maxrss_before"] = _maxrss_mb()
-            state["rss_start"] = _proc_status("VmRSS")
-            state["hwm_reset"] = _reset_peak_rss()
-            if profiler is not None:
-                profiler.enable()
+            replay_starts()
         stats = self.stats
         orders, retrains, errors = stats.orders, sum(stats.retrains.values()), stats.errors
         t0 = time.perf_counter_ns()
@@ -169,12 +172,7 @@ def worker(args: argparse.Namespace) -> dict:
 
     def timed_block(self: BlockReplay, closed_lists, source=None) -> int:  # type: ignore[no-untyped-def]
         if state["calls"] == 0:
-            marks["replay"] = time.perf_counter()
-            state["maxrss_before"] = _maxrss_mb()
-            state["rss_start"] = _proc_status("VmRSS")
-            state["hwm_reset"] = _reset_peak_rss()
-            if profiler is not None:
-                profiler.enable()
+            replay_starts()
         t0 = time.perf_counter_ns()
         end = original_block(self, closed_lists, source)
         blocks.append(time.perf_counter_ns() - t0)

@@ -155,16 +155,7 @@ class EngineRunner:
             current = self.block.run(closed_lists, self.candle_source)
             if progress and (before is None or current // 60_000_000 != before // 60_000_000):
                 progress("replaying", (current - origin) // MINUTE_MS, total)
-            stopping = self.stop is not None and self.stop()
-            last_time, last_ms = self._saved
-            due = (
-                current - last_ms >= CHECKPOINT_MINUTES * MINUTE_MS
-                or time.monotonic() - last_time >= CHECKPOINT_SECONDS
-            )
-            if due or stopping:
-                self.checkpoint(current)
-            if stopping:
-                raise Interrupted(current)
+            self._checkpoint_or_stop(current)
         return current
 
     def _blocks(self, candles: Iterator[Candle]) -> Iterator[list[Candle]]:
@@ -181,6 +172,10 @@ class EngineRunner:
         self.engine.end_minute(now)
         if self.on_minute:
             self.on_minute(now)
+        self._checkpoint_or_stop(now)
+
+    def _checkpoint_or_stop(self, now: int) -> None:
+        """At a minute (or block) end: checkpoint when due, and stop there when asked."""
         stopping = self.stop is not None and self.stop()
         last_time, last_ms = self._saved
         due = (
