@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
+from tests.conftest import SHARED, needs_shared
 
 #: Every table a replay writes, in the order that makes rows comparable (ids included: the
 #: block path must append rows in the same order as the event path).
@@ -115,3 +116,24 @@ def test_stops_daily_loss_and_rollback_match_too(tmp_path: Path, monkeypatch, ca
     log = (tmp_path / "block" / "logs" / "production_deployment.log").read_text()
     assert "approaching 2.5% limit" in log and "Automatic rollback" in log
     assert "Daily loss limit reached" in log
+
+
+@needs_shared
+@pytest.mark.timeout(300)
+def test_real_candles_replay_the_same_both_ways(tmp_path: Path, monkeypatch, capsys) -> None:
+    real = str(SHARED / "data" / "candles" / "BTC_USDT-1m.csv.gz")  # type: ignore[operator]
+    outs = {}
+    for name, extra in (("block", []), ("event", ["--event-path"])):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        (folder / "config.yaml").write_text(BOTH_MODES)
+        argv = ["backtest", "--feed", "replay", "--data", real, "--days", "3", "--no-retrain",
+                "--db", "run.db", *extra]  # fmt: skip
+        assert run(argv) == 0
+        outs[name] = capsys.readouterr().out
+    assert _ledger(outs["block"]) == _ledger(outs["event"])
+    block, event = _rows(tmp_path / "block" / "run.db"), _rows(tmp_path / "event" / "run.db")
+    assert block == event
+    assert len(block["shadow_trades"]) + len(block["trade_outcomes"]) > 1000
+    assert _engine_lines(tmp_path / "block") == _engine_lines(tmp_path / "event")
