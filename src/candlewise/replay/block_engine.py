@@ -27,8 +27,7 @@ here (``eligibility`` says why a run cannot use the block path).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -37,7 +36,13 @@ from candlewise.engine import log as engine_log
 from candlewise.learning.modes import Mode, ModeTransition, _pct, _SymbolState
 from candlewise.logging_setup import info_lines
 from candlewise.market.candle import Candle
-from candlewise.replay.block_signals import advance_latest, mix, predict_keys
+from candlewise.replay.block_signals import (
+    KeyPredictions,
+    SymbolMix,
+    advance_latest,
+    mix,
+    predict_keys,
+)
 from candlewise.replay.fast_book import FastBook, Trade
 from candlewise.retrain_worker import InlineRetrainer
 from candlewise.risk.limits import DAY_MS
@@ -103,8 +108,8 @@ class _Walk:
     def __init__(
         self,
         engine: TradingEngine,
-        keys: dict[tuple[str, str], Any],
-        mixes: dict[str, Any],
+        keys: dict[tuple[str, str], KeyPredictions],
+        mixes: dict[str, SymbolMix],
         times: np.ndarray,
         texts: dict[int, str],
     ) -> None:
@@ -306,7 +311,7 @@ class _Walk:
 
     def transition(
         self,
-        state: Any,
+        state: _SymbolState,
         symbol: str,
         timeframe: str,
         mode: Mode,
@@ -374,7 +379,7 @@ class _Walk:
                 (engine.run_id, self.text(now), real.equity(), engine.drawdown.drawdown_percent)
             )
 
-    def _by_engine(self, call: Any) -> None:
+    def _by_engine(self, call: Callable[[], None]) -> None:
         """Let the engine's own code handle a rare event, on the brokers' objects."""
         self.flush_lines()
         self.real.save()
