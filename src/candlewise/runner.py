@@ -12,7 +12,7 @@ Replays read ``read_ahead`` minutes ahead so that the predictor computes each mo
 closes in one vectorised call; a paced or live feed is never read ahead (it would wait for the
 future). With ``block_replay`` (backtests without automatic retraining) each read-ahead block
 goes through ``replay.block_engine`` in one pass instead of one ``on_candles`` call per candle:
-the same rows and ledger, ~10x faster; stop requests and checkpoints then fall on block ends.
+the same rows and ledger, 5-7x faster; stop requests and checkpoints then fall on block ends.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ def backtest(
         typer.Option(
             "--event-path",
             help="Replay one candle event at a time even without retraining (the reference "
-            "the faster block replay is tested against; same rows and ledger, ~10x slower).",
+            "the faster block replay is tested against; same rows and ledger, 5-7x slower).",
         ),
     ] = False,
     db: Annotated[
