@@ -232,9 +232,16 @@ def test_ctrl_c_exits_130(phase1_project: Path) -> None:
         cwd=phase1_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(3)
+        first = ""  # the first screen is drawn: the monitor is past its start-up
+        deadline = time.monotonic() + 60
+        while "PRODUCTION MONITOR" not in first and time.monotonic() < deadline:
+            line = proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            first += line
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
+        out = first + out
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,6 +8,8 @@ traceback); Ctrl+C exits with 130 (``candlewise.cli.main``).
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -124,12 +126,22 @@ def _live(
 ) -> None:
     """Clear and redraw every ``every`` seconds: the whole screen stays visible in any
     terminal height (a cropped in-place region would hide the last symbols)."""
-    while True:
-        text = _screen(ctx, engine, label, symbol, hours, every)
-        if console.is_terminal:
-            console.clear()
-        console.print(text, end="")
-        time.sleep(every)
+    # Ctrl+C sets a flag instead of raising wherever it lands: raised inside the database
+    # driver's cleanup it could be swallowed, and the monitor would keep redrawing.
+    stop = threading.Event()
+    main = threading.current_thread() is threading.main_thread()  # where handlers can be set
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set()) if main else None
+    try:
+        while not stop.is_set():
+            text = _screen(ctx, engine, label, symbol, hours, every)
+            if console.is_terminal:
+                console.clear()
+            console.print(text, end="")
+            stop.wait(every)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    raise KeyboardInterrupt  # the CLI's Ctrl+C exit (130)
 
 
 def _report(ctx: AppContext, engine: Engine, label: str, symbol: str | None, hours: float) -> int:
