@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from candlewise.store.checkpoint_writer import (
     CheckpointWriteError,
@@ -34,11 +35,20 @@ def _lock_is_free(path: Path) -> bool:
         return True
 
 
-@pytest.mark.timeout(60)
-def test_checkpoints_are_committed_in_order_with_their_rows(tmp_path: Path) -> None:
+@pytest.fixture
+def store_and_run(tmp_path: Path) -> tuple[Engine, int]:
+    """A migrated SQLite file holding one backtest run."""
     store = open_store(f"sqlite:///{tmp_path / 'run.db'}")
     with store.begin() as conn:
-        run_id = create_run(conn, "backtest", {"test": 1})
+        run_id = create_run(conn, "backtest", {"test": tmp_path.name})
+    return store, run_id
+
+
+@pytest.mark.timeout(60)
+def test_checkpoints_are_committed_in_order_with_their_rows(
+    tmp_path: Path, store_and_run: tuple[Engine, int]
+) -> None:
+    store, run_id = store_and_run
     writer = CheckpointWriter(store)
     outbox = Outbox()
     for i in range(5):
@@ -66,10 +76,10 @@ def test_checkpoints_are_committed_in_order_with_their_rows(tmp_path: Path) -> N
 
 
 @pytest.mark.timeout(60)
-def test_a_failed_transaction_is_reported_and_nothing_of_it_is_stored(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'run.db'}")
-    with store.begin() as conn:
-        run_id = create_run(conn, "backtest", {"test": 2})
+def test_a_failed_transaction_is_reported_and_nothing_of_it_is_stored(
+    store_and_run: tuple[Engine, int],
+) -> None:
+    store, run_id = store_and_run
     writer = CheckpointWriter(store)
     outbox = Outbox()
     outbox.rows[confidence_history].append(("BTC/USDT", None, 0.5, "BUY", None))  # NOT NULL
@@ -82,15 +92,14 @@ def test_a_failed_transaction_is_reported_and_nothing_of_it_is_stored(tmp_path: 
 
 
 @pytest.mark.timeout(60)
-def test_the_writer_holds_the_lock_until_it_is_done(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'run.db'}")
+def test_the_writer_holds_the_lock_until_it_is_done(
+    tmp_path: Path, store_and_run: tuple[Engine, int]
+) -> None:
+    store, run_id = store_and_run
     path = lock_path(store)
     assert path == tmp_path / "run.db.writer.lock" and usable(store)
     writer = CheckpointWriter(store)
-    outbox = Outbox()
-    with store.begin() as conn:
-        run_id = create_run(conn, "backtest", {"test": 3})
-    writer.submit(outbox, run_id, 0, b"x", RUNNING)
+    writer.submit(Outbox(), run_id, 0, b"x", RUNNING)
     deadline = time.monotonic() + 20
     while _lock_is_free(path) and time.monotonic() < deadline:  # the writer starts up
         time.sleep(0.05)
