@@ -33,7 +33,13 @@ import numpy as np
 
 from candlewise.engine import EQUITY_SAMPLE_MINUTES, TradingEngine
 from candlewise.engine import log as engine_log
-from candlewise.learning.modes import Mode, ModeTransition, _pct, _SymbolState
+from candlewise.learning.modes import (
+    Mode,
+    ModeTransition,
+    _pct,
+    _SymbolState,
+    format_transition,
+)
 from candlewise.logging_setup import info_lines
 from candlewise.market.candle import Candle
 from candlewise.replay.block_signals import (
@@ -56,7 +62,7 @@ from candlewise.store.tables import (
 )
 from candlewise.store.timestamps import minute_texts, ms_to_text
 from candlewise.timeframes import MINUTE_MS, TIMEFRAME_MS
-from candlewise.trading.positions import _price_text
+from candlewise.trading.positions import executed_line
 
 _EQUITY_EVERY = EQUITY_SAMPLE_MINUTES * MINUTE_MS
 
@@ -285,10 +291,10 @@ class _Walk:
             symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, price
         )
         if closed_trade is not None:
-            lines.append(_executed(direction, symbol, closed_trade.exit_price))
+            lines.append(executed_line(direction, symbol, closed_trade.exit_price))
             self.record_trade(closed_trade)
         if opened is not None:
-            lines.append(_executed(direction, symbol, opened[5]))
+            lines.append(executed_line(direction, symbol, opened[5]))
             self.engine.stats.orders += 1
             text = self.text
             self.engine.outbox.opens.append(
@@ -326,11 +332,7 @@ class _Walk:
         stats.transitions += 1
         stats.transitions_by_symbol[symbol] = stats.transitions_by_symbol.get(symbol, 0) + 1
         self.engine.outbox.transition(transition)
-        mark = "✓" if mode is Mode.TRADING else "⚠"
-        self.lines.append(
-            f"{mark} [{symbol} @ {timeframe}] Transitioned to {mode.value} mode "
-            f"(confidence: {_pct(confidence)})"
-        )
+        self.lines.append(format_transition(transition, timeframe))
 
     def record_trade(self, trade: Trade) -> None:
         """``TradingEngine._record_trade`` (automatic retraining is off: no trigger)."""
@@ -387,7 +389,3 @@ class _Walk:
         call()
         self.real.load()
         self.shadow.load()
-
-
-def _executed(direction: str, symbol: str, price: float) -> str:
-    return f"✓ Paper trade executed: {direction} {symbol} @ ${_price_text(price)}"
