@@ -29,7 +29,9 @@ from sqlalchemy import Engine
 from candlewise.engine import TradingEngine
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
+from candlewise.replay.block_aggregation import aggregate_block
 from candlewise.replay.block_engine import BlockReplay, eligibility
+from candlewise.replay.column_blocks import BarColumns
 from candlewise.signals.live import LivePredictor
 from candlewise.store.checkpoint_writer import CheckpointWriter
 from candlewise.store.run_store import RUNNING, save_checkpoint
@@ -123,8 +125,6 @@ class EngineRunner:
         self.engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
         current: int | None = None  # close time of the minute being handled
         origin = cursor if start is None else start
-        if self.block is not None:
-            return self._run_blocks(iter(candles), progress, total_minutes, origin)
         for block in self._blocks(iter(candles)):
             for candle in block:
                 if candle.close_time != current:
@@ -143,18 +143,40 @@ class EngineRunner:
                 self.on_minute(current)
         return current
 
-    def _run_blocks(
-        self, candles: Iterator[Candle], progress: Progress | None, total: int, origin: int
+    @property
+    def block_width(self) -> int:
+        """Candles per read-ahead block (a day of every symbol)."""
+        return READ_AHEAD_MINUTES * max(1, len(self.aggregators))
+
+    def run_blocks(
+        self,
+        blocks: Iterable[dict[str, BarColumns]],
+        cursor: int,
+        *,
+        progress: Progress | None = None,
+        total_minutes: int = 0,
+        start: int | None = None,
     ) -> int | None:
-        """The block path: whole minutes per block, stops and checkpoints at block ends."""
-        assert self.block is not None
+        """The block path (``path == "block"``): each symbol's 1m columns per block (from
+        ``column_blocks.feed_blocks`` with ``block_width``), whole minutes only; stops and
+        checkpoints fall on block ends. Returns the close time of the last minute handled."""
+        if self.block is None:
+            raise ValueError(f"this runner cannot run blocks: {self.path}")
+        self._saved = (time.monotonic(), cursor)
+        origin = cursor if start is None else start
         current: int | None = None
-        for block in _minute_blocks(candles, READ_AHEAD_MINUTES * max(1, len(self.aggregators))):
-            closed_lists = [[c, *self.aggregators[c.symbol].add(c)] for c in block]
+        for columns in blocks:
+            symbol_blocks = [
+                aggregate_block(self.aggregators[symbol], minutes)
+                for symbol, minutes in columns.items()
+                if len(minutes)
+            ]
+            if not symbol_blocks:
+                continue
             before = current
-            current = self.block.run(closed_lists, self.candle_source)
+            current = self.block.run(symbol_blocks, self.candle_source)
             if progress and (before is None or current // 60_000_000 != before // 60_000_000):
-                progress("replaying", (current - origin) // MINUTE_MS, total)
+                progress("replaying", (current - origin) // MINUTE_MS, total_minutes)
             self._checkpoint_or_stop(current)
         return current
 
@@ -203,21 +225,3 @@ def _prime(
             upcoming.setdefault((bar.symbol, bar.timeframe), []).append(bar)
     for (symbol, timeframe), bars in upcoming.items():
         predictor.prime(symbol, timeframe, bars)
-
-
-def _minute_blocks(candles: Iterator[Candle], width: int) -> Iterator[list[Candle]]:
-    """Blocks of ``width`` candles or a few more: never a minute split over two blocks (with
-    every symbol's candle each minute, exactly the event path's read-ahead blocks)."""
-    pending: Candle | None = None
-    while True:
-        block = [] if pending is None else [pending]
-        pending = None
-        block.extend(islice(candles, width - len(block)))
-        if not block:
-            return
-        for candle in candles:
-            if candle.close_time != block[-1].close_time:
-                pending = candle
-                break
-            block.append(candle)
-        yield block

@@ -27,7 +27,8 @@ here (``eligibility`` says why a run cannot use the block path).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 
 import numpy as np
 
@@ -41,7 +42,7 @@ from candlewise.learning.modes import (
     format_transition,
 )
 from candlewise.logging_setup import info_lines
-from candlewise.market.candle import Candle
+from candlewise.replay.block_aggregation import SymbolBlock
 from candlewise.replay.block_signals import (
     KeyPredictions,
     SymbolMix,
@@ -88,21 +89,20 @@ class BlockReplay:
             raise ValueError(f"block replay is not possible: {reason}")
         self.engine = engine
 
-    def run(self, closed_lists: Sequence[list[Candle]], candle_source: str | None = None) -> int:
-        """Handle a block: each item is one symbol's ``closed`` list (1m first) in feed order,
-        whole minutes only; ``candle_source`` labels the candles to store (None: stored
-        already). Returns the close time of the last minute (ended)."""
+    def run(self, blocks: Sequence[SymbolBlock], candle_source: str | None = None) -> int:
+        """Handle a block: each symbol's minutes (in the configured symbol order) and the
+        higher candles they close, whole minutes only; ``candle_source`` labels the candles to
+        store (None: stored already). Returns the close time of the last minute (ended)."""
         engine = self.engine
         predictor = engine.predictor
-        keys = predict_keys(predictor, closed_lists)
-        times = np.array(sorted({c[0].close_time for c in closed_lists}), dtype=np.int64)
-        symbols = list(dict.fromkeys(c[0].symbol for c in closed_lists))
-        mixes = {s: mix(predictor, s, times, keys) for s in symbols}
+        keys = predict_keys(predictor, blocks)
+        times = np.unique(np.concatenate([b.minutes.open_ms for b in blocks])) + MINUTE_MS
+        mixes = {b.symbol: mix(predictor, b.symbol, times, keys) for b in blocks}
         advance_latest(predictor, engine.scorer, keys)
         texts = minute_texts(np.concatenate((times - MINUTE_MS, times)))
         walk = _Walk(engine, keys, mixes, times, texts)
         try:
-            walk.run(closed_lists, candle_source)
+            walk.run(blocks, candle_source)
         finally:
             walk.finish()
         return int(times[-1])
@@ -150,13 +150,14 @@ class _Walk:
             info_lines(engine_log, self.lines)
             self.lines.clear()  # in place: the minute loop holds this list
 
-    def run(self, closed_lists: Sequence[list[Candle]], candle_source: str | None) -> None:
-        """``TradingEngine.on_candles`` for every item, ``end_minute`` at each minute's end."""
+    def run(self, blocks: Sequence[SymbolBlock], candle_source: str | None) -> None:
+        """``TradingEngine.on_candles`` for every minute of every symbol in event order (close
+        time, then symbol order), ``end_minute`` at each minute's end."""
         engine = self.engine
         stats = engine.stats
         predictor = engine.predictor
         calibrators = predictor._aggregator._calibrators
-        weights = predictor._weights
+        weighted = {tf for tf, w in predictor._weights.items() if w > 0.0}
         modes = engine.modes
         states = modes._states
         threshold, exit_below = modes.threshold, modes.exit_below
@@ -176,11 +177,12 @@ class _Walk:
         minute_index = {t: i for i, t in enumerate(self.times.tolist())}
         trading_minutes = stats.trading_minutes
         learning, trading = Mode.LEARNING, Mode.TRADING
+        per = [(b.symbol, *(c.tolist() for c in b.minutes.columns()), b.closes) for b in blocks]
         current = -1
         now_text = ""
-        for closed in closed_lists:
-            minute = closed[0]
-            symbol, open_ms = minute.symbol, minute.open_time
+        for si, row in _event_order(blocks):
+            symbol, opens, o_, h_, l_, c_, v_, closes = per[si]
+            open_ms = opens[row]
             now = open_ms + MINUTE_MS
             if now != current:
                 if current >= 0:
@@ -188,21 +190,25 @@ class _Walk:
                 current = now
                 now_text = text(now)
             stats.candles += 1
-            o, h, lo, c = minute.open, minute.high, minute.low, minute.close
+            o, h, lo, c = o_[row], h_[row], l_[row], c_[row]
             if candle_source is not None:
                 candle_rows.append(
                     (symbol, "1m", open_ms, texts_get(open_ms) or text(open_ms), o, h, lo, c,
-                     minute.volume,
-                     candle_source)
+                     v_[row], candle_source)
                 )  # fmt: skip
-            for bar in closed[1:]:
-                tf = bar.timeframe
-                lines.append(f"[{symbol} @ {tf}] Candle closed: O={bar.open:.2f} C={bar.close:.2f}")
-                if candle_source is not None:
-                    candle_rows.append(
-                        (symbol, tf, bar.open_time, text(bar.open_time), bar.open, bar.high,
-                         bar.low, bar.close, bar.volume, candle_source)
-                    )  # fmt: skip
+            higher = closes.get(row)
+            if higher is None:
+                timeframes: Sequence[str] = _ONLY_1M
+            else:
+                timeframes = ["1m"]
+                for tf, b_open, b_o, b_h, b_l, b_c, b_v in higher:
+                    timeframes.append(tf)
+                    lines.append(f"[{symbol} @ {tf}] Candle closed: O={b_o:.2f} C={b_c:.2f}")
+                    if candle_source is not None:
+                        candle_rows.append(
+                            (symbol, tf, b_open, text(b_open), b_o, b_h, b_l, b_c, b_v,
+                             candle_source)
+                        )  # fmt: skip
             if real.open:
                 for trade in real.on_candle(symbol, open_ms, now, o, h, lo, c):
                     self.record_trade(trade)
@@ -212,8 +218,7 @@ class _Walk:
             for trade in shadow.on_candle(symbol, open_ms, now, o, h, lo, c):
                 self.record_shadow(trade)
             events = []
-            for bar in closed:
-                tf = bar.timeframe
+            for tf in timeframes:
                 key = (symbol, tf)
                 p = next(cursor[key])
                 if p == p:  # a prediction (NaN: none)
@@ -221,7 +226,7 @@ class _Walk:
                         (symbol, tf, now_text, p, p if p >= 0.5 else 1.0 - p,
                          "BUY" if p >= 0.5 else "SELL", versions[key])
                     )  # fmt: skip
-                if weights.get(tf, 0.0) > 0.0:
+                if tf in weighted:
                     events.append(tf)
             state = states.get(symbol)
             if events:
@@ -389,3 +394,17 @@ class _Walk:
         call()
         self.real.load()
         self.shadow.load()
+
+
+_ONLY_1M = ("1m",)
+
+
+def _event_order(blocks: Sequence[SymbolBlock]) -> Iterable[tuple[int, int]]:
+    """(symbol index, row) of every minute, by open time then symbol order (feed order)."""
+    if len(blocks) == 1:
+        return zip(repeat(0), range(len(blocks[0].minutes)), strict=False)
+    opens = np.concatenate([b.minutes.open_ms for b in blocks])
+    ranks = np.concatenate([np.full(len(b.minutes), i) for i, b in enumerate(blocks)])
+    rows = np.concatenate([np.arange(len(b.minutes)) for b in blocks])
+    order = np.lexsort((ranks, opens))
+    return zip(ranks[order].tolist(), rows[order].tolist(), strict=True)

@@ -25,7 +25,8 @@ import numpy as np
 
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.scoring import PredictionScorer
-from candlewise.market.candle import Candle
+from candlewise.replay.block_aggregation import SymbolBlock
+from candlewise.replay.column_blocks import BarColumns
 from candlewise.signals.aggregate import TimeframePrediction
 from candlewise.signals.block_predictor import CandleColumns, predict_block
 from candlewise.signals.live import LivePredictor, ModelSlot
@@ -36,7 +37,7 @@ from candlewise.timeframes import TIMEFRAME_MS, TIMEFRAMES
 class KeyPredictions:
     """One (symbol, timeframe)'s closes in the block and their P(up) (NaN: no prediction)."""
 
-    bars: list[Candle]
+    bars: BarColumns
     p_up: list[float]
     version: int | None
 
@@ -52,38 +53,30 @@ class SymbolMix:
 
 
 def predict_keys(
-    predictor: LivePredictor, closed_lists: Sequence[Sequence[Candle]]
+    predictor: LivePredictor, blocks: Sequence[SymbolBlock]
 ) -> dict[tuple[str, str], KeyPredictions]:
     """Every closed candle's prediction, per (symbol, timeframe), and the windows advanced."""
-    bars: dict[tuple[str, str], list[Candle]] = {}
-    for closed in closed_lists:
-        for bar in closed:
-            key = (bar.symbol, bar.timeframe)
-            found = bars.get(key)
-            if found is None:
-                bars[key] = [bar]
-            else:
-                found.append(bar)
     out = {}
     window = FEATURE_SPEC.window
-    for key, items in bars.items():
-        buffer = predictor._buffers.get(key)
-        if buffer is None:
-            buffer = predictor._buffers[key] = deque(maxlen=window)
-        slot: ModelSlot | None = predictor._models.get(key)
-        block = CandleColumns.from_candles(items)
-        if slot is None:
-            p_up = [float("nan")] * len(items)
-        else:
-            history = (
-                CandleColumns(*np.array(buffer, dtype=np.float64).T)
-                if buffer
-                else CandleColumns.empty()
-            )
-            p_up = predict_block(history, block, slot.model).tolist()
-        tail = items[-window:]
-        buffer.extend((float(c.open_time), c.open, c.high, c.low, c.close, c.volume) for c in tail)
-        out[key] = KeyPredictions(items, p_up, slot.version if slot is not None else None)
+    for block in blocks:
+        for tf, bars in (("1m", block.minutes), *block.higher.items()):
+            key = (block.symbol, tf)
+            buffer = predictor._buffers.get(key)
+            if buffer is None:
+                buffer = predictor._buffers[key] = deque(maxlen=window)
+            slot: ModelSlot | None = predictor._models.get(key)
+            columns = [bars.open_ms.astype(np.float64), *bars.columns()[1:]]
+            if slot is None:
+                p_up = [float("nan")] * len(bars)
+            else:
+                history = (
+                    CandleColumns(*np.array(buffer, dtype=np.float64).T)
+                    if buffer
+                    else CandleColumns.empty()
+                )
+                p_up = predict_block(history, CandleColumns(*columns), slot.model).tolist()
+            buffer.extend(zip(*(c[-window:].tolist() for c in columns), strict=True))
+            out[key] = KeyPredictions(bars, p_up, slot.version if slot is not None else None)
     return out
 
 
@@ -99,11 +92,11 @@ def advance_latest(
         for i in range(len(kp.p_up) - 1, -1, -1):
             p = kp.p_up[i]
             if p == p:  # not NaN
-                bar = kp.bars[i]
-                prediction = TimeframePrediction(symbol, timeframe, bar.close_time, p, kp.version)
+                made_at = int(kp.bars.open_ms[i]) + TIMEFRAME_MS[timeframe]
+                prediction = TimeframePrediction(symbol, timeframe, made_at, p, kp.version)
                 latest.setdefault(symbol, {})[timeframe] = prediction
                 if i == len(kp.p_up) - 1:
-                    scorer.expect(prediction, bar.close)
+                    scorer.expect(prediction, float(kp.bars.close[i]))
                 break
 
 
@@ -127,26 +120,26 @@ def mix(
         w = weights.get(tf, 0.0)
         if w <= 0:
             continue
-        made: list[int] = []
-        p_up: list[float] = []
+        made = [np.zeros(0, dtype=np.int64)]
+        p_up = [np.zeros(0)]
         old = before.get(tf)
         if old is not None:
-            made.append(old.made_at)
-            p_up.append(old.p_up)
+            made.append(np.array([old.made_at], dtype=np.int64))
+            p_up.append(np.array([old.p_up]))
         kp = keys.get((symbol, tf))
         if kp is not None:
-            for bar, p in zip(kp.bars, kp.p_up, strict=True):
-                if p == p:
-                    made.append(bar.open_time + TIMEFRAME_MS[tf])
-                    p_up.append(p)
-        if not made:
+            new = np.array(kp.p_up)
+            valid = new == new  # NaN: no prediction
+            made.append(kp.bars.open_ms[valid] + TIMEFRAME_MS[tf])
+            p_up.append(new[valid])
+        made_at = np.concatenate(made)
+        if made_at.size == 0:
             continue
-        made_at = np.array(made, dtype=np.int64)
         idx = np.searchsorted(made_at, times, side="right") - 1
         known = idx >= 0
         safe = np.where(known, idx, 0)
         fresh = known & (made_at[safe] <= times) & (times < made_at[safe] + TIMEFRAME_MS[tf])
-        p = np.array(p_up)[safe]
+        p = np.concatenate(p_up)[safe]
         num = num + np.where(fresh, w * p, 0.0)
         total = total + np.where(fresh, w, 0.0)
         used += fresh
