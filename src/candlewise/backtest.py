@@ -34,6 +34,7 @@ from candlewise.backtest_request import (
     stored_window,
     url_identity,
 )
+from candlewise.calibration_worker import CalibrationBeside
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
@@ -45,6 +46,7 @@ from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_so
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
+from candlewise.replay.column_blocks import feed_blocks
 from candlewise.runner import EngineRunner, Interrupted, Progress
 from candlewise.store import checkpoint_writer
 from candlewise.store.run_store import (
@@ -57,7 +59,7 @@ from candlewise.store.run_store import (
 from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
-from candlewise.training import calibrate_signals, train_symbol
+from candlewise.training import train_symbol
 
 __all__ = [
     "BacktestReport",
@@ -190,13 +192,13 @@ def _run(
     )
     if run is None or run.snapshot is None:
         runner.checkpoint(start)  # prepared: from here on a restart resumes, not retrains
-    runner.run(
-        _feed(req, frames, symbols, cursor, end).candles(),
-        cursor,
-        progress=progress,
-        total_minutes=(end - start) // MINUTE_MS,
-        start=start,
-    )
+    feed = _feed(req, frames, symbols, cursor, end)
+    total = (end - start) // MINUTE_MS
+    if runner.path == "block":
+        blocks = feed_blocks(feed, runner.block_width)
+        runner.run_blocks(blocks, cursor, progress=progress, total_minutes=total, start=start)
+    else:
+        runner.run(feed.candles(), cursor, progress=progress, total_minutes=total, start=start)
     runner.checkpoint(end, FINISHED)
     if writer is not None:
         writer.close()  # the report reads what the writer stored
@@ -257,14 +259,14 @@ def _train(
 ) -> list[str]:
     """The first models, on candles known at the window start; returns what could not train."""
     untrained = []
-    for symbol in symbols:
-        if progress:
-            progress(f"training {symbol}", 0, 1)
-        outcomes = train_symbol(
-            store, registry, cfg, symbol, cfg.timeframes.names, known_at_ms=start
-        )
-        untrained += [o.problem or f"{o.symbol} {o.timeframe}" for o in outcomes if not o.ok]
-        calibrate_signals(store, cfg, symbol, known_at_ms=start, models_dir=models_dir)
+    with CalibrationBeside(store, cfg, symbols, start, models_dir):  # on the other core
+        for symbol in symbols:
+            if progress:
+                progress(f"training {symbol}", 0, 1)
+            outcomes = train_symbol(
+                store, registry, cfg, symbol, cfg.timeframes.names, known_at_ms=start
+            )
+            untrained += [o.problem or f"{o.symbol} {o.timeframe}" for o in outcomes if not o.ok]
     return untrained
 
 

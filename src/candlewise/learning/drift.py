@@ -43,7 +43,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from river.drift import ADWIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +120,8 @@ class DriftMonitor:
         in [0, 1], ``reference_features`` as a 2-D array (rows are candles).
         """
         cfg = self.config
+        from river.drift import ADWIN  # here: River's import (~0.35 s) is paid by runs that use it
+
         self._adwin = ADWIN(delta=cfg.adwin_delta)
         self._detections = 0
         self._ref_errors: list[float] = []
