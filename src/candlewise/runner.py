@@ -42,6 +42,9 @@ from candlewise.timeframes import MINUTE_MS
 #: recomputes.
 CHECKPOINT_MINUTES = 1440
 CHECKPOINT_SECONDS = 1.0
+#: The block path replays a day in ~10 ms: a checkpoint a day cost more than the day's rules
+#: (snapshot, commit, index pages rewritten), so there the day rule becomes a week.
+BLOCK_CHECKPOINT_MINUTES = 7 * 1440
 #: Replay reads this many minutes of candles ahead to predict them in vectorised blocks.
 READ_AHEAD_MINUTES = 1440
 
@@ -90,6 +93,7 @@ class EngineRunner:
         self.block: BlockReplay | None = None
         """The block path, when asked for and possible (``path`` says which one runs)."""
         self.path = "event"
+        self._checkpoint_minutes = CHECKPOINT_MINUTES
         if block_replay:
             why_not = eligibility(engine)
             if why_not is None and (on_minute is not None or not read_ahead):
@@ -97,6 +101,7 @@ class EngineRunner:
             if why_not is None:
                 self.block = BlockReplay(engine)
                 self.path = "block"
+                self._checkpoint_minutes = BLOCK_CHECKPOINT_MINUTES
             else:
                 self.path = f"event ({why_not})"
 
@@ -201,7 +206,7 @@ class EngineRunner:
         stopping = self.stop is not None and self.stop()
         last_time, last_ms = self._saved
         due = (
-            now - last_ms >= CHECKPOINT_MINUTES * MINUTE_MS
+            now - last_ms >= self._checkpoint_minutes * MINUTE_MS
             or time.monotonic() - last_time >= CHECKPOINT_SECONDS
         )
         if due or stopping:

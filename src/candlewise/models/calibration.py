@@ -18,13 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.optimize import minimize_scalar
 
 #: Bounds of the temperature. Below 0.05 a logit of 1 would become a certainty; above 20 the
 #: model is effectively a constant 0.5 - both mean the logits carry no usable scale.
 T_MIN = 0.05
 T_MAX = 20.0
-_EPS = 1e-12
+EPS = 1e-12
 
 
 def _as_xy(a: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -47,7 +46,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def logit(p: ArrayLike) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1.0 - EPS)
     return np.log(p) - np.log1p(-p)
 
 
@@ -76,6 +75,8 @@ def fit_temperature(logits: ArrayLike, y: ArrayLike) -> float:
         return float(np.mean(np.logaddexp(0.0, -sz * math.exp(-u))))
 
     lo, hi = math.log(T_MIN), math.log(T_MAX)
+    from scipy.optimize import minimize_scalar  # here: ~0.25 s of import for fitting only
+
     res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
     candidates = [(float(res.fun), float(res.x)), (nll(lo), lo), (nll(hi), hi)]
     best_u = min(candidates, key=lambda c: c[0])[1]
@@ -209,8 +210,11 @@ class PlattCalibrator:
         return sigmoid(self.a * logit(p) + self.b)
 
     def apply_one(self, p: float) -> float:
-        """Scalar fast path for the live signal (no numpy array round trip)."""
-        p = min(max(float(p), _EPS), 1.0 - _EPS)
+        """Scalar fast path for the live signal (no numpy array round trip).
+
+        ``replay.block_engine`` inlines these lines in its minute loop (a call there cost a
+        tenth of the loop); change both together (``tests/replay`` compares the two paths)."""
+        p = min(max(float(p), EPS), 1.0 - EPS)
         z = self.a * (math.log(p) - math.log1p(-p)) + self.b
         if z >= 0:
             return 1.0 / (1.0 + math.exp(-z))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from math import exp, log, log1p
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from candlewise.learning.modes import (
     format_transition,
 )
 from candlewise.logging_setup import info_lines
+from candlewise.models.calibration import EPS, PlattCalibrator
 from candlewise.replay.block_aggregation import SymbolBlock
 from candlewise.replay.block_signals import (
     KeyPredictions,
@@ -66,6 +68,7 @@ from candlewise.timeframes import MINUTE_MS, TIMEFRAME_MS
 from candlewise.trading.positions import executed_line
 
 _EQUITY_EVERY = EQUITY_SAMPLE_MINUTES * MINUTE_MS
+_ONE_MINUS_EPS = 1.0 - EPS
 
 
 def eligibility(engine: TradingEngine) -> str | None:
@@ -99,7 +102,7 @@ class BlockReplay:
         times = np.unique(np.concatenate([b.minutes.open_ms for b in blocks])) + MINUTE_MS
         mixes = {b.symbol: mix(predictor, b.symbol, times, keys) for b in blocks}
         advance_latest(predictor, engine.scorer, keys)
-        texts = minute_texts(np.concatenate((times - MINUTE_MS, times)))
+        texts = minute_texts(np.union1d(times - MINUTE_MS, times))
         walk = _Walk(engine, keys, mixes, times, texts)
         try:
             walk.run(blocks, candle_source)
@@ -157,6 +160,7 @@ class _Walk:
         stats = engine.stats
         predictor = engine.predictor
         calibrators = predictor._aggregator._calibrators
+        platt = {key: (c.a, c.b) for key, c in calibrators.items() if type(c) is PlattCalibrator}
         weighted = {tf for tf, w in predictor._weights.items() if w > 0.0}
         modes = engine.modes
         states = modes._states
@@ -179,16 +183,23 @@ class _Walk:
         learning, trading = Mode.LEARNING, Mode.TRADING
         per = [(b.symbol, *(c.tolist() for c in b.minutes.columns()), b.closes) for b in blocks]
         current = -1
+        day = -1
         now_text = ""
         for si, row in _event_order(blocks):
             symbol, opens, o_, h_, l_, c_, v_, closes = per[si]
             open_ms = opens[row]
             now = open_ms + MINUTE_MS
             if now != current:
-                if current >= 0:
+                if current >= 0 and (
+                    real.open
+                    or real.cash != self.last_equity
+                    or real.blocked_day is not None
+                    or current % _EQUITY_EVERY == 0
+                ):  # otherwise end_minute would find nothing to do
                     self.end_minute(current)
                 current = now
-                now_text = text(now)
+                day = now // DAY_MS
+                now_text = texts_get(now) or text(now)
             stats.candles += 1
             o, h, lo, c = o_[row], h_[row], l_[row], c_[row]
             if candle_source is not None:
@@ -212,11 +223,17 @@ class _Walk:
             if real.open:
                 for trade in real.on_candle(symbol, open_ms, now, o, h, lo, c):
                     self.record_trade(trade)
-            else:
+            else:  # on_candle of a flat book; observing a seen (day, equity) changes nothing
                 real.prices[symbol] = c
-                real.observe(real.cash, now)
-            for trade in shadow.on_candle(symbol, open_ms, now, o, h, lo, c):
-                self.record_shadow(trade)
+                if real.seen != (day, real.cash):
+                    real.observe(real.cash, now)
+            if shadow.open:
+                for trade in shadow.on_candle(symbol, open_ms, now, o, h, lo, c):
+                    self.record_shadow(trade)
+            else:
+                shadow.prices[symbol] = c
+                if shadow.seen != (day, shadow.cash):
+                    shadow.observe(shadow.cash, now)
             events = []
             for tf in timeframes:
                 key = (symbol, tf)
@@ -239,7 +256,17 @@ class _Walk:
                         state = states[symbol] = _SymbolState(learning, now, now)
                     for tf in events:
                         calibrator = calibrators.get((symbol, tf))
-                        p = calibrator.apply_one(raw) if calibrator is not None else raw
+                        ab = platt.get((symbol, tf))
+                        if ab is not None:  # PlattCalibrator.apply_one, inlined (hot)
+                            q = min(max(raw, EPS), _ONE_MINUS_EPS)
+                            z = ab[0] * (log(q) - log1p(-q)) + ab[1]
+                            if z >= 0:
+                                p = 1.0 / (1.0 + exp(-z))
+                            else:
+                                e = exp(z)
+                                p = e / (1.0 + e)
+                        else:
+                            p = calibrator.apply_one(raw) if calibrator is not None else raw
                         buy = p >= 0.5
                         confidence = max(p, 1.0 - p)
                         state.last_ms = now
@@ -267,11 +294,14 @@ class _Walk:
                             streaks[key] = streaks.get(key, 0) + 1
                             mode_name = "LEARNING"
                         if mode is not trading:
-                            _opened, closed_trade = shadow.on_signal(
-                                symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, c
-                            )
-                            if closed_trade is not None:
-                                self.record_shadow(closed_trade)
+                            if shadow.open or shadow.poor != (day, shadow.cash):
+                                _opened, closed_trade = shadow.on_signal(
+                                    symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, c
+                                )
+                                if closed_trade is not None:
+                                    self.record_shadow(closed_trade)
+                            # else: a flat book refused this cash today already (on_signal
+                            # would only set the price the candle set)
                         elif trading_enabled and real.halt_reason is None:
                             self.order(symbol, tf, now, buy, confidence, c, flavour, position_mode)
                         signal_rows.append(
@@ -372,19 +402,23 @@ class _Walk:
         """``TradingEngine.end_minute`` (no retrains can be queued on this path)."""
         engine = self.engine
         real = self.real
-        equity = real.equity()
+        equity = real.equity() if real.open else real.cash
         if equity != self.last_equity:  # the same equity again changes nothing in the guard
             self.last_equity = equity
             event = engine.drawdown.update(equity, now)
             if event is not None:
                 self._by_engine(lambda: engine.on_drawdown_event(event, now))
                 self.last_equity = None
-        if real.blocked(now) and engine.stats.daily_loss_day != now // DAY_MS:
+        if (
+            real.blocked_day is not None
+            and real.blocked(now)
+            and engine.stats.daily_loss_day != now // DAY_MS
+        ):
             self._by_engine(lambda: engine.check_daily_loss(now))
         if now % _EQUITY_EVERY == 0:
             self.equity_rows.append(
                 (engine.run_id, self.text(now), real.equity(), engine.drawdown.drawdown_percent)
-            )
+            )  # real.equity() again: a rare event above may have moved the books
 
     def _by_engine(self, call: Callable[[], None]) -> None:
         """Let the engine's own code handle a rare event, on the brokers' objects."""

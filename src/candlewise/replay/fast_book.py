@@ -56,7 +56,7 @@ class FastBook:
     __slots__ = (
         "blocked_day", "broker", "cash", "day", "day_start", "fee_rate", "halt_reason",
         "limits", "loss_limit", "max_exposure", "max_position", "min_notional", "next_id",
-        "open", "prices", "slippage", "stop_loss",
+        "open", "poor", "prices", "seen", "slippage", "stop_loss",
     )  # fmt: skip
 
     def __init__(self, broker: PaperBroker) -> None:
@@ -87,6 +87,10 @@ class FastBook:
         self.day = limits._day
         self.day_start = limits._day_start_equity
         self.blocked_day = limits._blocked_day
+        self.seen: tuple[int, float] | None = None
+        """(day, equity) of the last ``observe``: observing them again changes nothing."""
+        self.poor: tuple[int, float] | None = None
+        """(day, cash) of the last entry refused below the minimum order on a flat book."""
 
     def save(self) -> None:
         """Hand the state back to the broker (before a checkpoint or an engine call)."""
@@ -102,6 +106,10 @@ class FastBook:
     def observe(self, equity: float, at_ms: int) -> None:
         """``RiskLimits.observe``: roll the UTC day, latch the daily loss."""
         day = at_ms // DAY_MS
+        seen = (day, equity)
+        if seen == self.seen:
+            return  # same day, same equity: the same roll and latch as last time
+        self.seen = seen
         current = self.day
         if current is None or day > current:
             self.day = current = day
@@ -180,6 +188,8 @@ class FastBook:
         price: float,
     ) -> list[Any] | None:  # fmt: skip
         """``PaperBroker._enter`` + ``RiskLimits.check_entry`` + ``PaperBroker._open``."""
+        if self.poor is not None and not self.open and self.poor == (at_ms // DAY_MS, self.cash):
+            return None  # refused below the minimum order with this cash today already
         prices = self.prices
         value = gross = 0  # PositionBook.market_value and .exposure, same order of sums
         for p in self.open.values():
@@ -195,6 +205,8 @@ class FastBook:
         room = self.max_exposure * equity - gross
         notional = min(requested, size_cap, room)
         if notional < self.min_notional:
+            if not self.open:
+                self.poor = (at_ms // DAY_MS, self.cash)
             return None
         slip = self.slippage
         fill = price * (1 + slip) if sign == 1 else price * (1 - slip)
