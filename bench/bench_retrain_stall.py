@@ -46,7 +46,7 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import Engine, text
 
-from candlewise.backtest import _simulate_history
+from candlewise.backtest_history import simulate_history
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
@@ -341,7 +341,7 @@ def build_engine_store(root: Path) -> None:
     store = open_store(f"sqlite:///{root / 'trading.db'}")
     registry = ModelRegistry(store, root / "models", ENGINE_CFG.models.keep_versions)
     source = simulated_source(ENGINE_SEED)
-    _simulate_history(store, ENGINE_SYMBOLS, ENGINE_SEED, ENGINE_START, source, None)
+    simulate_history(store, ENGINE_SYMBOLS, ENGINE_SEED, ENGINE_START, source, None)
     for symbol in ENGINE_SYMBOLS:
         outcomes = train_symbol(
             store, registry, ENGINE_CFG, symbol, ENGINE_CFG.timeframes.names,

@@ -59,6 +59,14 @@ def test_a_file_that_is_not_a_database_is_never_overwritten(workdir: Path, capsy
     assert (workdir / "data" / "x.db").read_text() == "keep me"
 
 
+def test_a_database_url_for_db_is_refused_with_the_fix(workdir: Path, capsys) -> None:
+    """``--db sqlite:///x.db`` used to create a folder named ``sqlite:``."""
+    assert run(["backtest", "--db", "sqlite:///x.db"]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a database URL" in err and "--db runs/btc.db" in err
+    assert list(workdir.iterdir()) == []
+
+
 @pytest.mark.timeout(300)
 def test_learning_mode_places_no_orders_but_scores_shadow_trades(workdir: Path, capsys) -> None:
     (workdir / "btc.yaml").write_text("symbols: [BTC/USDT]\n")  # default threshold 0.80

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from candlewise.backtest import _simulate_history
+from candlewise.backtest_history import simulate_history
 from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
@@ -99,7 +99,7 @@ def build(root: Path, make: Callable[[Engine, ModelRegistry, AppConfig], Retrain
     # The worker starts (imports torch: seconds) while the history is simulated and trained on.
     worker = make(store, registry, CFG)
     try:
-        _simulate_history(store, [SYMBOL], SEED, START, simulated_source(SEED), None)
+        simulate_history(store, [SYMBOL], SEED, START, simulated_source(SEED), None)
         outcomes = train_symbol(
             store, registry, CFG, SYMBOL, CFG.timeframes.names, known_at_ms=START
         )

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
 
+from candlewise.backtest_history import simulate_history
 from candlewise.backtest_report import BacktestReport, build_report
 from candlewise.backtest_request import (
     BacktestRequest,
@@ -39,11 +40,11 @@ from candlewise.clock import SimulatedClock
 from candlewise.config import AppConfig
 from candlewise.engine import TradingEngine
 from candlewise.engine_setup import build_predictor, primed_aggregators, warm_up
+from candlewise.forked_task import ForkedTask
 from candlewise.ingest import ingest_frame
 from candlewise.logging_setup import get_logger
 from candlewise.market.feed_factory import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
-from candlewise.market.simulated import HISTORY_ORIGIN_MS, market_at
 from candlewise.memory import release_freed_memory
 from candlewise.models.registry import ModelRegistry
 from candlewise.replay.column_blocks import feed_blocks
@@ -85,6 +86,7 @@ def run_backtest(
     stop: Callable[[], bool] | None = None,
     prepared: Prepared | None = None,
     block_replay: bool = True,
+    history: ForkedTask | None = None,
 ) -> BacktestReport:
     """Run (or resume, or re-report) the backtest ``req`` in ``store``.
 
@@ -95,18 +97,24 @@ def run_backtest(
     :func:`prepare` returned for ``req`` (read here when not given and a new run needs it).
     ``block_replay`` False forces the one-event-at-a-time path (the reference the block path
     is tested against); otherwise runs without automatic retraining replay in blocks.
+    ``history`` is ``backtest_history.history_beside``'s child writing the simulated history,
+    if one was started (waited for here; without it the history is written here).
     """
     checkpoint_writer.wait_for_writers(store)  # a killed run's writer may still be committing
-    # The block path computes rows as fast as SQLite stores them: a writer process stores them
-    # beside it. Started now, so that its imports overlap the history and the training.
+    # The block path computes rows as fast as SQLite stores them: a writer process (forked,
+    # idle until the replay) stores them beside it.
     writer = (
         checkpoint_writer.CheckpointWriter(store)
         if block_replay and not req.retrain and checkpoint_writer.usable(store)
         else None
     )
     try:
-        return _run(cfg, store, models_dir, req, progress, stop, prepared, block_replay, writer)
+        return _run(
+            cfg, store, models_dir, req, progress, stop, prepared, block_replay, writer, history
+        )
     finally:
+        if history is not None:
+            history.end()  # waited for already, unless the run failed before
         if writer is not None:
             writer.close()  # every checkpoint submitted is committed (or this raises)
 
@@ -121,6 +129,7 @@ def _run(
     prepared: Prepared | None,
     block_replay: bool,
     writer: checkpoint_writer.CheckpointWriter | None,
+    history: ForkedTask | None,
 ) -> BacktestReport:
     symbols = list(req.symbols)
     params = _params(cfg, req)
@@ -150,8 +159,8 @@ def _run(
             for symbol in symbols:  # a preparation cut short: train again, same versions
                 for tf in cfg.timeframes.names:
                     registry.discard_newer(symbol, tf, None)
-        if not req.replaying:
-            _simulate_history(store, symbols, req.seed, start, source, progress)
+        if not req.replaying and (history is None or not history.wait()):
+            simulate_history(store, symbols, req.seed, start, source, progress)
         untrained = _train(cfg, store, registry, models_dir, symbols, start, progress)
         release_freed_memory()
         engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
@@ -284,26 +293,6 @@ def _engine(
     return TradingEngine(
         cfg, store, registry, predictor, broker, retraining=req.retrain, run_id=run_id
     )
-
-
-def _simulate_history(
-    store: Engine,
-    symbols: Sequence[str],
-    seed: int,
-    start: int,
-    source: str,
-    progress: Progress | None,
-) -> None:
-    """The seed's history before the window (idempotent: the same rows on every run)."""
-    market = market_at(symbols, seed, HISTORY_ORIGIN_MS)
-    total = (start - HISTORY_ORIGIN_MS) // MINUTE_MS
-    while (done := (market.next_open_time - HISTORY_ORIGIN_MS) // MINUTE_MS) < total:
-        block = market.generate(min(30 * 1440, total - done))
-        for symbol in symbols:
-            frame = block[symbol].to_frame().drop(columns="regime")
-            ingest_frame(store, frame, symbol, "1m", source)
-        if progress:
-            progress("simulating history", done, total)
 
 
 def _report(

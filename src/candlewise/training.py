@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
 from candlewise.evaluation.walk_forward import (
+    TimeframeResult,
     WalkForwardConfig,
     aggregate_walk_forward,
     walk_forward_timeframe,
@@ -186,15 +187,43 @@ def calibrate_signals(
     calibrators kept for live use are then fitted on all those events. Returns None when no
     event timeframe had enough events (signals then stay uncalibrated and cannot trade).
     """
-    wf = WalkForwardConfig(max_samples=cfg.models.max_samples, blocks=4,
-                           training=training_config(cfg))  # fmt: skip
+    results = walk_forward_signals(engine, cfg, symbol, cfg.timeframes.names, known_at_ms)
+    return fit_signal_calibration(cfg, symbol, results, models_dir)
+
+
+def _walk_forward_config(cfg: AppConfig) -> WalkForwardConfig:
+    return WalkForwardConfig(max_samples=cfg.models.max_samples, blocks=4,
+                             training=training_config(cfg))  # fmt: skip
+
+
+def walk_forward_signals(
+    engine: Engine,
+    cfg: AppConfig,
+    symbol: str,
+    timeframes: Sequence[str],
+    known_at_ms: int | None = None,
+) -> dict[str, TimeframeResult]:
+    """The out-of-sample predictions of ``timeframes`` that ``calibrate_signals`` fits on."""
+    wf = _walk_forward_config(cfg)
     results = {}
     with engine.connect() as conn:
-        for tf in cfg.timeframes.names:
+        for tf in timeframes:
             frame = candle_store.load_frame(
                 conn, symbol, tf, limit=CALIBRATION_CANDLES, known_at_ms=known_at_ms
             )
             results[tf] = walk_forward_timeframe(frame, tf, wf)
+    return results
+
+
+def fit_signal_calibration(
+    cfg: AppConfig,
+    symbol: str,
+    results: dict[str, TimeframeResult],
+    models_dir: str | None = None,
+) -> SignalCalibration | None:
+    """``calibrate_signals``' second half: fit on every timeframe's walk-forward, save."""
+    wf = _walk_forward_config(cfg)
+    results = {tf: results[tf] for tf in cfg.timeframes.names if tf in results}
     aggregate = aggregate_walk_forward(results, cfg.timeframes.weights, wf, symbol)
     calibrators = {}
     events = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -119,7 +120,8 @@ def backtest(
     The window is [--from, --to) in UTC minutes; without them, the last --days of the replayed
     candles, or --days after --warmup-days of simulated history.
     """
-    from candlewise.backtest import BacktestRequest, Interrupted, prepare, run_backtest
+    from candlewise.backtest_history import history_beside
+    from candlewise.backtest_request import BacktestRequest, prepare
     from candlewise.shutdown import StopRequest
     from candlewise.store.db import safe_url, sqlite_path
     from candlewise.store.timestamps import ms_to_text
@@ -135,6 +137,11 @@ def backtest(
         raise UserError(
             f"--from {from_} is not before --to {to}",
             "the window is [--from, --to) in UTC: pick a --to after --from",
+        )
+    if db is not None and re.match(r"[A-Za-z][A-Za-z0-9+]*:/", str(db)):
+        raise UserError(
+            f"--db {db} looks like a database URL; a backtest takes a SQLite file path",
+            "write e.g. --db runs/btc.db (each backtest gets a database file of its own)",
         )
     path = db or Path("data/backtests") / (
         f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db"
@@ -168,6 +175,9 @@ def backtest(
     # (a window outside the data, no stored candles) leaves nothing behind
     prepared = None if resuming else prepare(request)
     ctx.start_logging()
+    history = history_beside(ctx.engine, request, prepared)  # written while torch loads
+    from candlewise.backtest import Interrupted, run_backtest
+
     models_dir = str(path.with_suffix("")) + "_models"
     if resuming:
         console.print(f"{path} exists: continuing the run it holds (or reporting it again)")
@@ -189,6 +199,7 @@ def backtest(
                 stop,
                 prepared,
                 block_replay=not event_path,
+                history=history,
             )
         except Interrupted as exc:
             bar.stop()

@@ -1,4 +1,4 @@
-"""Checkpoints written by a child process, so that SQLite's work runs beside the replay's.
+"""Checkpoints written by a forked child process, so that SQLite's work runs beside the replay's.
 
 A block replay spends as long inserting its rows (candles, predictions, signals, trades: ~5 a
 minute, ~2 us each) as computing them, and a thread cannot help (the replay holds the GIL while
@@ -19,26 +19,30 @@ read. Hence SQLite files only (``usable``); other stores are written in-process.
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
 import pickle
 import queue
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from multiprocessing.connection import Connection as Pipe
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
-from candlewise.store.db import sqlite_path
+from candlewise.store.db import create_db_engine, sqlite_path
 from candlewise.store.outbox import Outbox
+from candlewise.store.run_store import save_checkpoint
 
 #: Checkpoints the writer holds in memory ahead of its transaction (about a second each).
 QUEUED = 8
+#: WAL pages between automatic checkpoints in the writer (SQLite's default: 1000).
+WAL_CHECKPOINT_PAGES = 10_000
 #: Writers that reported their last commit and are exiting (kept so they are reaped).
-_exiting: list[subprocess.Popen[bytes]] = []
+_exiting: list[BaseProcess] = []
 
 
 class CheckpointWriteError(RuntimeError):
@@ -72,15 +76,15 @@ class CheckpointWriter:
         path = lock_path(store)
         if path is None:
             raise ValueError("the checkpoint writer needs a SQLite file database")
-        # A plain interpreter running this module (not multiprocessing's spawn, which would
-        # re-import the CLI and torch), joined by a socket pair.
+        # Forked: the child has every module it needs already (a fresh interpreter spent ~0.6 s
+        # of CPU importing them, beside the run's training), and never touches the parent's
+        # torch, console or database connections (it opens its own). Joined by a socket pair.
         ours, theirs = socket.socketpair()
         url = store.url.render_as_string(hide_password=False)
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(theirs.fileno()), str(path), url],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_forked, args=(theirs, ours, str(path), url), name="checkpoint-writer"
         )
+        self._process.start()
         theirs.close()
         self._pipe = Pipe(ours.detach())
         self._closed = False
@@ -109,10 +113,10 @@ class CheckpointWriter:
             reply = ("error", "the checkpoint writer process ended unexpectedly")
         finally:
             self._pipe.close()
-        # All is committed once it said so; its interpreter's exit (~0.2 s) is not waited for
-        # (the lock it holds until then keeps a resume of this database waiting, not this run).
+        # All is committed once it said so; its exit is not waited for (the lock it holds until
+        # then keeps a resume of this database waiting, not this run).
         _exiting.append(self._process)
-        _exiting[:] = [p for p in _exiting if p.poll() is None]
+        _exiting[:] = [p for p in _exiting if p.is_alive()]
         if reply[0] != "done":
             raise CheckpointWriteError(f"writing a checkpoint failed: {reply[1]}")
 
@@ -130,8 +134,6 @@ def serve(pipe: Pipe, lock: str, url: str) -> None:
     the replay never waits for a transaction, only for a full queue.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the replay's to handle
-    from candlewise.store.db import create_db_engine
-    from candlewise.store.run_store import save_checkpoint
 
     messages: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED)
 
@@ -150,6 +152,10 @@ def serve(pipe: Pipe, lock: str, url: str) -> None:
         fcntl.flock(held, fcntl.LOCK_EX)
         threading.Thread(target=read, name="checkpoint-reader", daemon=True).start()
         store = create_db_engine(url)
+        # A year's replay writes ~250 MB: the default WAL checkpoint every 4 MB paid ~60 fsyncs
+        # (0.6 s, a tenth of this process). Every 40 MB: same safety (WAL, synchronous=NORMAL),
+        # a larger WAL file between checkpoints.
+        event.listen(store, "connect", _larger_wal_checkpoints)
         outbox = Outbox()
         try:
             while (data := messages.get()) is not None:
@@ -167,5 +173,10 @@ def serve(pipe: Pipe, lock: str, url: str) -> None:
             store.dispose()
 
 
-if __name__ == "__main__":
-    serve(Pipe(int(sys.argv[1])), sys.argv[2], sys.argv[3])
+def _larger_wal_checkpoints(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+
+
+def _forked(theirs: socket.socket, ours: socket.socket, lock: str, url: str) -> None:
+    ours.close()  # else the parent's death would not end this pipe
+    serve(Pipe(theirs.detach()), lock, url)
