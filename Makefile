@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_signal.py
 	$(BIN)/python bench/bench_engine.py
+	$(BIN)/python bench/bench_backtest_command.py
 	$(BIN)/python bench/bench_architecture.py
 
 clean:
