@@ -43,7 +43,8 @@ from candlewise.timeframes import MINUTE_MS
 CHECKPOINT_MINUTES = 1440
 CHECKPOINT_SECONDS = 1.0
 #: The block path replays a day in ~10 ms: a checkpoint a day cost more than the day's rules
-#: (snapshot, commit, index pages rewritten), so there the day rule becomes a week.
+#: (snapshot, commit, index pages rewritten), so there the day rule becomes a week (of one
+#: symbol's rows: divided by the number of symbols, so that memory stays bounded).
 BLOCK_CHECKPOINT_MINUTES = 7 * 1440
 #: Replay reads this many minutes of candles ahead to predict them in vectorised blocks.
 READ_AHEAD_MINUTES = 1440
@@ -101,7 +102,11 @@ class EngineRunner:
             if why_not is None:
                 self.block = BlockReplay(engine)
                 self.path = "block"
-                self._checkpoint_minutes = BLOCK_CHECKPOINT_MINUTES
+                # about a week of one symbol's rows a checkpoint, however many symbols
+                symbols = max(1, len(self.aggregators))
+                self._checkpoint_minutes = max(
+                    CHECKPOINT_MINUTES, BLOCK_CHECKPOINT_MINUTES // symbols
+                )
             else:
                 self.path = f"event ({why_not})"
 
