@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from candlewise.engine import TradingEngine
+from candlewise.learning import drift
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.candle import Candle
 from candlewise.replay.block_aggregation import aggregate_block
@@ -109,6 +110,8 @@ class EngineRunner:
                 )
             else:
                 self.path = f"event ({why_not})"
+        if self.block is None:
+            drift.preload()  # the event path makes a drift monitor per model at its first close
 
     def checkpoint(self, now: int, status: str = RUNNING) -> None:
         self.snapshot["engine"] = self.engine.state()

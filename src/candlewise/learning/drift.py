@@ -292,3 +292,8 @@ def _smoothed(counts: np.ndarray) -> np.ndarray:
 
 def _clip01(x: float) -> float:
     return min(1.0, max(0.0, x))
+
+
+def preload() -> None:
+    """Import River now, before the first candle (not inside a live decision's 0.35 s)."""
+    import river.drift  # noqa: F401
