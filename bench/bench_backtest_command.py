@@ -31,19 +31,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from bench_engine import CONFIG_YAML  # this folder is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = Path(sys.executable).with_name("candlewise")
 SHARED = Path(os.environ.get("CANDLEWISE_SHARED", ROOT.parent / "shared"))
 REAL_FILE = SHARED / "data" / "candles" / "BTC_USDT-1m.csv.gz"
-NO_COST_CONFIG = """\
-continuous_learning:
-  confidence:
-    trading_threshold: 0.60
-    hysteresis: 0.05
-paper:
-  fee_rate: 0.0
-  slippage: 0.0
-"""
+NO_COST_CONFIG = CONFIG_YAML  # bench_engine.py's: no fees, no slippage, threshold 0.60
 TARGET = 50_000
 
 
