@@ -16,7 +16,7 @@ import pandas as pd
 
 from candlewise.clock import Clock
 from candlewise.market.candle import Candle
-from candlewise.market.simulated import market_at
+from candlewise.market.simulated import SimulatedSeries, market_at
 from candlewise.timeframes import MINUTE_MS
 
 SIM_BLOCK_MINUTES = 60
@@ -53,21 +53,26 @@ class SimulatedFeed:
         return taken
 
     def candles(self) -> Iterator[Candle]:
-        market = market_at(list(self.symbols), self.seed, self.start_ms)
-        while self.end_ms is None or market.next_open_time < self.end_ms:
-            minutes = SIM_BLOCK_MINUTES
-            if self.end_ms is not None:
-                minutes = min(minutes, (self.end_ms - market.next_open_time) // MINUTE_MS)
-            block = market.generate(minutes)
+        for block in self.series(SIM_BLOCK_MINUTES):
             per_symbol = [block[s].candles() for s in self.symbols]
             labels = [block[s].regime_labels() for s in self.symbols]
-            for i in range(minutes):
+            for i in range(len(per_symbol[0])):
                 for series, regime in zip(per_symbol, labels, strict=True):
                     candle = series[i]
                     self.clock.sleep_until(candle.close_time)
                     if self.record_regimes:
                         self.regimes.append((candle.symbol, candle.open_time, str(regime[i])))
                     yield candle
+
+    def series(self, minutes: int) -> Iterator[dict[str, SimulatedSeries]]:
+        """The window's candles as every symbol's columns, ``minutes`` at a time (the last
+        chunk shorter), unpaced: the block replay's source, and ``candles``'."""
+        market = market_at(list(self.symbols), self.seed, self.start_ms)
+        while self.end_ms is None or market.next_open_time < self.end_ms:
+            take = minutes
+            if self.end_ms is not None:
+                take = min(take, (self.end_ms - market.next_open_time) // MINUTE_MS)
+            yield market.generate(take)
 
 
 def simulated_source(seed: int) -> str:

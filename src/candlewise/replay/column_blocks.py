@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
-from candlewise.market.simulated import market_at
 from candlewise.timeframes import MINUTE_MS
 
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -64,23 +63,13 @@ def feed_blocks(
 def _simulated_blocks(feed: SimulatedFeed, width: int) -> Iterator[dict[str, BarColumns]]:
     if feed.end_ms is None or feed.record_regimes:
         raise ValueError("block replay needs a bounded simulated feed without regime recording")
-    symbols = list(feed.symbols)
-    minutes = max(1, width // max(1, len(symbols)))  # every symbol has every minute
-    market = market_at(symbols, feed.seed, feed.start_ms)
-    while (left := (feed.end_ms - market.next_open_time) // MINUTE_MS) > 0:
-        series = market.generate(min(minutes, left))
+    minutes = max(1, width // max(1, len(feed.symbols)))  # every symbol has every minute
+    for series in feed.series(minutes):
         block = {
-            s: BarColumns(
-                series[s].open_time,
-                series[s].open,
-                series[s].high,
-                series[s].low,
-                series[s].close,
-                series[s].volume,
-            )
-            for s in symbols
+            s: BarColumns(c.open_time, c.open, c.high, c.low, c.close, c.volume)
+            for s, c in series.items()
         }
-        feed.clock.sleep_until(market.next_open_time)
+        feed.clock.sleep_until(int(next(iter(block.values())).open_ms[-1]) + MINUTE_MS)
         yield block
 
 
