@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from candlewise.engine import EQUITY_SAMPLE_MINUTES
 from candlewise.store.timestamps import ms_to_text
 from tests.phase1_project import CONFIG
 
@@ -65,8 +66,9 @@ def test_metrics_of_a_running_deployment_match_the_store(workdir: Path) -> None:
             except OSError:
                 continue
             closed = sum(v for (n, _), v in metrics.items() if n == "candlewise_trades_total")
-            if closed >= 3:
-                break
+            minute_ms = int(metrics.get(("candlewise_last_minute_timestamp_seconds", ()), 0) * 1000)
+            if closed >= 3 and minute_ms % (EQUITY_SAMPLE_MINUTES * 60_000) == 0:
+                break  # a minute the engine also sampled its equity into the store
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
@@ -102,8 +104,10 @@ def test_metrics_of_a_running_deployment_match_the_store(workdir: Path) -> None:
     )
     trading = 1.0 if mode is not None and mode[0] == "TRADING" else 0.0
     assert metrics[("candlewise_trading_mode", (("symbol", "BTC/USDT"),))] == trading
-    assert metrics[("candlewise_equity_usdt", ())] > 0 and equity is not None
-    assert 0.0 <= metrics[("candlewise_drawdown_percent", ())] < 100.0
+    assert equity is not None and equity[0] > 0
+    assert metrics[("candlewise_equity_usdt", ())] == pytest.approx(equity[0], rel=1e-12)
+    assert metrics[("candlewise_drawdown_percent", ())] == pytest.approx(equity[1], abs=1e-9)
+    assert 0.0 <= equity[1] < 100.0
     lag = metrics[("candlewise_event_loop_lag_seconds", ())]
     assert 0.0 <= lag < 240.0  # paced x240: well within one simulated minute's wall second
     assert ("candlewise_errors_total", ()) in metrics
