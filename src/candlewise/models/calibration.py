@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from candlewise.models.bounded_minimize import minimize_bounded
+
 #: Bounds of the temperature. Below 0.05 a logit of 1 would become a certainty; above 20 the
 #: model is effectively a constant 0.5 - both mean the logits carry no usable scale.
 T_MIN = 0.05
@@ -59,7 +61,7 @@ def binary_nll(logits: ArrayLike, y: ArrayLike) -> float:
 def fit_temperature(logits: ArrayLike, y: ArrayLike) -> float:
     """The temperature T in [0.05, 20] minimising the NLL of ``sigmoid(logits / T)``.
 
-    The search is over u = log T with bounded Brent (``minimize_scalar(method="bounded")``):
+    The search is over u = log T with bounded Brent (:func:`minimize_bounded`, SciPy's method):
     the NLL is convex in 1/T, hence unimodal in log T, so a bracketing 1-D method finds the
     global minimum without a starting guess, and it is deterministic. Searching in log T gives
     the same relative precision for T = 0.1 and T = 10. The endpoints are compared explicitly
@@ -75,10 +77,8 @@ def fit_temperature(logits: ArrayLike, y: ArrayLike) -> float:
         return float(np.mean(np.logaddexp(0.0, -sz * math.exp(-u))))
 
     lo, hi = math.log(T_MIN), math.log(T_MAX)
-    from scipy.optimize import minimize_scalar  # here: ~0.25 s of import for fitting only
-
-    res = minimize_scalar(nll, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
-    candidates = [(float(res.fun), float(res.x)), (nll(lo), lo), (nll(hi), hi)]
+    res = minimize_bounded(nll, lo, hi, xatol=1e-4)
+    candidates = [(res.fun, res.x), (nll(lo), lo), (nll(hi), hi)]
     best_u = min(candidates, key=lambda c: c[0])[1]
     return float(min(max(math.exp(best_u), T_MIN), T_MAX))
 
