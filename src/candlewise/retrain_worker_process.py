@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from candlewise.config import AppConfig
+from candlewise.memory import freeze_start_up_objects
 from candlewise.models.registry import ModelRegistry
 from candlewise.retraining import retrain
 
@@ -104,6 +105,7 @@ def worker_main(
         torch.set_num_threads(cfg.models.threads)
         store = open_store(url)
         registry = _ShieldedRegistry(store, Path(models_dir), keep_versions)
+        freeze_start_up_objects()  # training's full collections would rescan torch's objects
     except Exception as exc:  # report it on every job rather than dying in a restart loop
         setup_error = f"retrain worker could not start: {error_text(exc)}"
     results.send(("ready", time.time()))

@@ -177,6 +177,9 @@ def backtest(
     ctx.start_logging()
     history = history_beside(ctx.engine, request, prepared)  # written while torch loads
     from candlewise.backtest import Interrupted, run_backtest
+    from candlewise.memory import freeze_start_up_objects
+
+    freeze_start_up_objects()
 
     models_dir = str(path.with_suffix("")) + "_models"
     if resuming:
