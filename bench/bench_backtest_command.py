@@ -8,10 +8,10 @@ the replay with every row stored, and the report. Throughput = 1m candles replay
 seconds. Best and median of ``--repeat`` runs (the machine's speed drifts by ~5 %); the ledger
 hash must be the same in every repeat. Peak RSS is the largest child's ``ru_maxrss``.
 
-Scenarios: one symbol for 30 days, a year and two years on the defaults; the same year with
-``bench_engine.py``'s heavier no-cost config (a shadow trade nearly every minute); and, when
-``../shared/data`` is present, the real BTC/USDT 1m file (its last 30 days; the models train
-on the 33 days before).
+Scenarios: one symbol for 30 days, 270 days (about where the target is crossed), a year and two
+years on the defaults; the same year with ``bench_engine.py``'s heavier no-cost config (a
+shadow trade nearly every minute); and, when ``../shared/data`` is present, the real BTC/USDT
+1m file (its last 30 days; the models train on the 33 days before).
 
 Run: .venv/bin/python bench/bench_backtest_command.py [--repeat 3] [--skip 730,nocost]
 """
@@ -46,6 +46,7 @@ def scenarios() -> list[tuple[str, str, list[str], str | None]]:
     sim = ["--symbols", "BTC/USDT", "--feed", "simulated", "--seed", "1", "--no-retrain"]
     plan = [
         ("30", "1 symbol, 30 days, defaults", [*sim, "--days", "30"], None),
+        ("270", "1 symbol, 270 days, defaults", [*sim, "--days", "270"], None),
         ("365", "1 symbol, 365 days, defaults", [*sim, "--days", "365"], None),
         ("730", "1 symbol, 730 days, defaults", [*sim, "--days", "730"], None),
         ("nocost", "1 symbol, 365 days, no costs (heavy)", [*sim, "--days", "365"], NO_COST_CONFIG),
