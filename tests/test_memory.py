@@ -12,7 +12,7 @@ from candlewise.memory import release_freed_memory
 # In a fresh interpreter: freezing in the test process would freeze pytest's objects too.
 FREEZE_SCRIPT = textwrap.dedent(
     """
-    import gc, time, weakref
+    import gc, weakref
     import candlewise.backtest  # the backtest command's imports (torch, pandas, SQLAlchemy)
     from candlewise.memory import freeze_start_up_objects
 
