@@ -40,6 +40,26 @@ def test_simulated_window_ends_at_now_in_symbol_order() -> None:
     assert plan.clock.now_ms() == candles[-1].close_time  # the clock followed the candles
 
 
+def test_simulated_window_from_a_start_runs_on_from_it() -> None:
+    """Phase 3 starts now: from start_ms (floored to its minute) until end_ms, or open-ended;
+    the seed's one history (the candles a window ending later holds)."""
+    first = NOW - 15_000
+    end = first + 30 * 60_000
+    bounded = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=NOW,
+                        duration_ms=None, speed=None, start_ms=NOW, end_ms=end)  # fmt: skip
+    assert (bounded.start_ms, bounded.end_ms, bounded.clock.now_ms()) == (first, end, first)
+    candles = list(bounded.feed.candles())
+    assert [c.open_time for c in candles[::2]] == list(range(first, end, 60_000))
+    later = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=NOW + 3_600_000,
+                      duration_ms=3_600_000, speed=None)  # fmt: skip
+    assert [c for c in later.feed.candles() if c.open_time >= first][: len(candles)] == candles
+    endless = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=NOW,
+                        duration_ms=None, speed=None, start_ms=NOW)  # fmt: skip
+    assert (endless.start_ms, endless.end_ms) == (first, None)
+    stream = endless.feed.candles()
+    assert [next(stream).open_time for _ in range(2 * 2000)][-1] == first + 1999 * 60_000
+
+
 def test_simulated_feed_matches_the_market() -> None:
     feed = SimulatedFeed(SYMS, 9, DAY0, SimulatedClock(DAY0), DAY0 + 150 * 60_000)
     got = [c for c in feed.candles() if c.symbol == "ETH/USDT"]

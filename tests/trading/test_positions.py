@@ -119,3 +119,13 @@ def test_mark_to_market_equity_and_exposure() -> None:
     assert book.equity(1000.0, prices) == pytest.approx(1060.0)
     with pytest.raises(KeyError, match="no price for ETH/USDT"):
         book.equity(1000.0, {"BTC/USDT": 90.0})
+
+
+def test_a_new_book_numbers_after_the_stored_positions() -> None:
+    """Ids are the store's keys: a new account beside an earlier one's positions continues
+    their numbering, and never goes back."""
+    book = PositionBook()
+    book.continue_ids_after(154)
+    assert book.allocate_id() == 155
+    book.continue_ids_after(3)
+    assert book.allocate_id() == 156

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from candlewise.deployment.health import (
     evaluate_health,
 )
 from candlewise.deployment.metrics import HOUR_MS, window_metrics
+from candlewise.deployment.phase3_gate import Phase3Approval, approve_phase3
 from candlewise.deployment.session import Deployment, DeploymentOutcome, DeploymentRequest
 from candlewise.deployment.validation import render_phase_validation, validate
 from candlewise.errors import UserError
@@ -129,42 +130,9 @@ def _phase3(
 ) -> int:
     cfg = ctx.config
     symbols = list(cfg.symbols)
+    approval = Phase3Approval(opt.approve, opt.force_reason, opt.confirm)
     with ctx.engine.begin() as conn:
-        phase1 = deployment_store.latest(conn, 1)
-        if opt.force_reason is None:
-            if phase1 is None or phase1.verdict is None:
-                raise UserError(
-                    "phase 3 needs an approved phase 1, and none has finished",
-                    "run python deploy_production.py --phase 1 --symbol BTC/USDT first "
-                    '(or --force --reason "...")',
-                )
-            if phase1.verdict != "APPROVED":
-                raise UserError(
-                    f"phase 1 (deployment {phase1.id}) was {phase1.verdict}: "
-                    f"{phase1.criteria_met}/5 criteria met",
-                    'fix what failed and run phase 1 again (or --force --reason "...")',
-                )
-            if phase1.approved_by is None and not opt.approve and opt.confirm is not None:
-                question = (
-                    f"Phase 1 (deployment {phase1.id}, {', '.join(phase1.symbols)}) was "
-                    f"APPROVED with {phase1.criteria_met}/5 criteria met. Approve phase 3 for "
-                    f"{', '.join(symbols)}?"
-                )
-                if not opt.confirm(question):
-                    raise UserError(
-                        "phase 3 was not approved: nothing deployed",
-                        "review phase 1 (python monitor_production.py --report --hours 24), "
-                        "then run phase 3 again and answer y, or pass --approve",
-                    )
-                opt = replace(opt, approve=True)
-            if phase1.approved_by is None and not opt.approve:
-                raise UserError(
-                    "phase 2 is the operator's approval of phase 1's result",
-                    "review it (python monitor_production.py --report --hours 24), then add "
-                    "--approve",
-                )
-        if phase1 is not None and (opt.approve or opt.force_reason):
-            deployment_store.approve(conn, phase1.id, _operator(), opt.force_reason)
+        phase1 = approve_phase3(conn, symbols, approval)
     for line in (
         RULE,
         "PHASE 3: FULL PRODUCTION ROLLOUT",
@@ -176,11 +144,13 @@ def _phase3(
         _say(out, line)
     if not _pre_checks(ctx, symbols, feed, out, train_missing=True, quiet=True):
         return 2
-    done = set(phase1.symbols) if phase1 is not None and phase1.verdict else set()
     stagger = _stagger_ms(opt.stagger, cfg.deployment.stagger_ms)
-    request = DeploymentRequest(3, tuple(symbols), feed, duration, speed)
+    carried = phase1.symbols if phase1 is not None else ()  # its account goes on in phase 3
+    request = DeploymentRequest(
+        3, tuple(symbols), feed, duration, speed, from_now=True, continues=carried
+    )
     outcome, deployment = _deploy(
-        ctx, request, out, symbols, already=done, stagger_ms=stagger, announce_monitoring=None
+        ctx, request, out, symbols, carry_over=True, stagger_ms=stagger, announce_monitoring=None
     )
     if outcome.status != deployment_store.COMPLETED:
         return _stopped(ctx, outcome, deployment, out)
@@ -199,15 +169,6 @@ def _stagger_ms(text: str | None, default: int) -> int:
         return parse_duration_ms(text)
     except ValueError as exc:
         raise UserError(f"--stagger: {exc}") from None
-
-
-def _operator() -> str:
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
 
 
 def _pre_checks(
@@ -278,7 +239,7 @@ def _deploy(
     out: Out,
     symbols: Sequence[str],
     *,
-    already: set[str] | frozenset[str] = frozenset(),
+    carry_over: bool = False,
     stagger_ms: int = 0,
     announce_monitoring: int | None,
 ) -> tuple[DeploymentOutcome, Deployment]:
@@ -307,8 +268,8 @@ def _deploy(
         deployment.engine.alert = alerts.raise_alert
         _say(out, "✓ Components initialized")
         for i, symbol in enumerate(symbols):
-            if symbol in already:
-                _say(out, f"✓ {symbol} already deployed (Phase 1)")
+            if carry_over and symbol in deployment.carried:  # continued, not redeployed
+                _say(out, f"✓ {symbol} already deployed (Phase {deployment.carried[symbol]})")
                 continue
             if i and stagger_ms and not stop():
                 time.sleep(stagger_ms / 1000)

@@ -27,10 +27,11 @@ from candlewise.market.feed_factory import FeedPlan, plan_feed
 from candlewise.models.registry import ModelRegistry
 from candlewise.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrainer
 from candlewise.runner import EngineRunner, Interrupted
-from candlewise.store import deployment_store
+from candlewise.store import deployment_store, trade_store
 from candlewise.store.run_store import (
     FINISHED,
     RUNNING,
+    RunRecord,
     create_run,
     find_run,
     save_checkpoint,
@@ -54,6 +55,12 @@ class DeploymentRequest:
     speed: float | None
     """None: as fast as possible (simulated or replayed feeds only)."""
     files: tuple[Path, ...] = ()
+    from_now: bool = False
+    """The feed starts now and runs ``duration_ms`` on (phase 3: live from the present); else
+    a simulated feed plays ``[now - duration, now)`` (phase 1: a window that ends now)."""
+    continues: tuple[str, ...] = ()
+    """Symbols of an earlier phase whose account this deployment carries on (phase 3: phase
+    1's), when these symbols have no stopped deployment of their own."""
 
 
 @dataclass(frozen=True)
@@ -91,26 +98,8 @@ class Deployment:
         self._rollback_asked = False  # seen in the store while waiting for a candle
         self._control_read_at = 0.0
         self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
-        # A simulated deployment plays [now - duration, now) of the seed's history, also where
-        # the store holds it already (the same candles): "the last 6 hours" are then real rows.
-        with store.connect() as conn:  # the account a stopped deployment left, if any
-            newest = find_run(conn, RUN_KIND, {"symbols": self.symbols})
-        self.previous = newest if newest is not None and newest.status == RUNNING else None
-        duration = request.duration_ms
-        last = self.previous.cursor_ms if self.previous is not None else None
-        if request.feed == "simulated" and duration is not None and last is not None:
-            # continue after what the stopped deployment handled, never replay it twice
-            duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
-        self.plan: FeedPlan = plan_feed(
-            request.feed,
-            cfg,
-            self.symbols,
-            engine=None if request.feed == "simulated" else store,
-            now_ms=now_ms,
-            duration_ms=duration,
-            speed=request.speed,
-            files=request.files,
-        )
+        self.previous, self.carried = self._previous_run()
+        self.plan: FeedPlan = self._plan(now_ms)
         self.source: str = getattr(self.plan.feed, "source", request.feed)
         if hasattr(self.plan.clock, "interrupt"):  # a stop must not wait for the next candle
             self.plan.clock.interrupt = self._stop_requested
@@ -146,6 +135,55 @@ class Deployment:
 
     # --- set-up ---------------------------------------------------------------------------------
 
+    def _previous_run(self) -> tuple[RunRecord | None, dict[str, int]]:
+        """The account to continue: a stopped deployment of these symbols, else that of the
+        earlier phase the request names (when its symbols are among these); and the symbols it
+        carries, each with the phase that deployed it."""
+        with self.store.connect() as conn:
+            run = find_run(conn, RUN_KIND, {"symbols": self.symbols})
+            carried = self.symbols
+            earlier = list(self.request.continues)
+            if (run is None or run.status != RUNNING) and earlier:
+                run = None
+                if earlier != self.symbols and set(earlier) <= set(self.symbols):
+                    run, carried = find_run(conn, RUN_KIND, {"symbols": earlier}), earlier
+            if run is None or run.status != RUNNING:
+                return None, {}
+            phase = deployment_store.phase_of_run(conn, run.id) or self.request.phase
+        return run, dict.fromkeys(carried, phase)
+
+    def _plan(self, now_ms: int) -> FeedPlan:
+        """The feed's window. A simulated phase 1 plays [now - duration, now) of the seed's
+        history, also where the store holds it already (the same candles): "the last 6 hours"
+        are then real rows. A phase 3 starts now. A continued account never sees a candle
+        twice: the feed starts after what its deployment handled."""
+        request, cfg = self.request, self.cfg
+        duration = request.duration_ms
+        last = self.previous.cursor_ms if self.previous is not None else None
+        start = None
+        if request.from_now and request.feed == "simulated":
+            start = max(now_ms - now_ms % MINUTE_MS, last or 0)
+        elif request.from_now and request.feed == "replay" and last is not None:
+            start = last
+        elif request.feed == "simulated" and duration is not None and last is not None:
+            # continue after what the stopped deployment handled, never replay it twice
+            duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
+        end = None
+        if start is not None and duration is not None and request.feed == "simulated":
+            end = start + duration
+        return plan_feed(
+            request.feed,
+            cfg,
+            self.symbols,
+            engine=None if request.feed == "simulated" else self.store,
+            now_ms=now_ms,
+            duration_ms=duration,
+            speed=request.speed,
+            files=request.files,
+            start_ms=start,
+            end_ms=end,
+        )
+
     def _engine(self) -> tuple[TradingEngine, int, dict, int]:
         """A new engine at the feed's start, or the state a stopped deployment of the same
         symbols left (open positions kept), continued from its last checkpoint."""
@@ -162,8 +200,7 @@ class Deployment:
             cfg, store, self.registry, predictor, broker, run_id=run_id, retrainer=self.retrainer
         )
         if previous is not None and previous.snapshot:
-            snapshot = pickle.loads(previous.snapshot)
-            engine.restore(snapshot["engine"])
+            snapshot = self._carry_on(engine, previous.snapshot, start)
             with store.begin() as conn:  # the old run is continued by the new one
                 save_checkpoint(
                     conn, previous.id, previous.cursor_ms or start, previous.snapshot, FINISHED
@@ -172,7 +209,25 @@ class Deployment:
         else:
             warm_up(predictor, store, self.symbols, start)
             snapshot = {"aggregators": primed_aggregators(store, self.symbols, start)}
+        with store.connect() as conn:  # other accounts' positions may be stored: ids are keys
+            engine.broker.book.continue_ids_after(trade_store.last_position_id(conn))
         return engine, run_id, snapshot, start
+
+    def _carry_on(self, engine: TradingEngine, saved: bytes, start: int) -> dict:
+        """Restore the carried account into ``engine``; symbols joining it (phase 3's beside
+        phase 1's) keep the models just built and start as a new deployment does."""
+        snapshot = pickle.loads(saved)
+        predictor = engine.predictor
+        added = [s for s in self.symbols if s not in self.carried]
+        names = self.cfg.timeframes.names
+        fresh = {(s, tf): predictor.model_slot(s, tf) for s in added for tf in names}
+        engine.restore(snapshot["engine"])
+        for (symbol, tf), slot in fresh.items():
+            predictor.set_model(symbol, tf, slot)
+        if added:
+            warm_up(predictor, self.store, added, start)
+            snapshot["aggregators"].update(primed_aggregators(self.store, added, start))
+        return snapshot
 
     # --- running --------------------------------------------------------------------------------
 

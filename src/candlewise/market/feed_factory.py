@@ -3,6 +3,8 @@
 Time windows: a simulated feed covers ``[now - duration, now)`` so that a simulated day ends at
 the present moment (the guide's ``datetime('now', '-6 hours')`` queries then find its last six
 hours); ``--speed max`` plays it at once, ``--speed 60`` one simulated minute per wall second.
+Given ``start_ms`` (a phase 3 starts now), it covers ``[start, end_ms)``, open-ended without
+``end_ms``.
 A replay covers ``--from``/``--to`` or the last ``duration`` of stored data. Binance is live from
 now for ``duration`` of wall-clock time.
 """
@@ -84,12 +86,15 @@ def plan_feed(
     if name not in FEEDS:
         raise UserError(f"unknown feed {name!r}", f"use one of: {', '.join(FEEDS)}")
     if name == "simulated":
-        end = floor_minute(now_ms)
-        span = duration_ms if duration_ms is not None else 24 * 60 * MINUTE_MS
-        start = floor_minute(end - span)
+        end: int | None = floor_minute(now_ms)
+        if start_ms is None:
+            span = duration_ms if duration_ms is not None else 24 * 60 * MINUTE_MS
+            start = floor_minute(now_ms - span)
+        else:  # from start_ms on: until end_ms, or open-ended
+            start, end = floor_minute(start_ms), end_ms
         if engine is not None:
             start = _after_stored(engine, symbols, start)
-        end = max(start, end)
+        end = None if end is None else max(start, end)
         clock = make_clock(start, speed)
         feed = SimulatedFeed(
             list(symbols), cfg.data.seed, start, clock, end, record_regimes=record_regimes

@@ -73,14 +73,23 @@ def running(conn: Connection) -> list[DeploymentRecord]:
     return [_record(r) for r in rows]
 
 
-def latest(conn: Connection, phase: int) -> DeploymentRecord | None:
+def latest(conn: Connection, phase: int, *, validated: bool = False) -> DeploymentRecord | None:
+    """The newest deployment of ``phase``; with ``validated``, the newest that has a verdict
+    (a later one stopped before its validation does not hide it)."""
     c = deployments.c
-    row = (
-        conn.execute(select(deployments).where(c.phase == phase).order_by(c.id.desc()).limit(1))
-        .mappings()
-        .first()
-    )
+    stmt = select(deployments).where(c.phase == phase)
+    if validated:
+        stmt = stmt.where(c.verdict.is_not(None))
+    row = conn.execute(stmt.order_by(c.id.desc()).limit(1)).mappings().first()
     return None if row is None else _record(row)
+
+
+def phase_of_run(conn: Connection, run_id: int) -> int | None:
+    """The phase of the deployment that ran this engine run (None: no deployment did)."""
+    c = deployments.c
+    return conn.execute(
+        select(c.phase).where(c.run_id == run_id).order_by(c.id.desc()).limit(1)
+    ).scalar()
 
 
 def request_control(conn: Connection, deployment_id: int, control: str) -> None:

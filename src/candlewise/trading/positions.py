@@ -201,6 +201,11 @@ class PositionBook:
         self._next_id += 1
         return pid
 
+    def continue_ids_after(self, last_id: int) -> None:
+        """Number after ``last_id``: a new account in a store that holds an earlier account's
+        positions (a position's id is its key there)."""
+        self._next_id = max(self._next_id, last_id + 1)
+
     def get(self, symbol: str, timeframe: str) -> Position | None:
         return self._open.get((symbol, timeframe))
 
