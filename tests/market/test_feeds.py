@@ -41,13 +41,14 @@ def test_simulated_window_ends_at_now_in_symbol_order() -> None:
 
 
 def test_simulated_window_from_a_start_runs_on_from_it() -> None:
-    """Phase 3 starts now: from start_ms (floored to its minute) until end_ms, or open-ended;
-    the seed's one history (the candles a window ending later holds)."""
+    """Phase 3 starts now: from start_ms's minute until end_ms, or open-ended; the seed's one
+    history (the candles a window ending later holds), on a clock that reads start_ms (a paced
+    feed then hands each candle over at its close by the wall clock)."""
     first = NOW - 15_000
     end = first + 30 * 60_000
     bounded = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=NOW,
                         duration_ms=None, speed=None, start_ms=NOW, end_ms=end)  # fmt: skip
-    assert (bounded.start_ms, bounded.end_ms, bounded.clock.now_ms()) == (first, end, first)
+    assert (bounded.start_ms, bounded.end_ms, bounded.clock.now_ms()) == (first, end, NOW)
     candles = list(bounded.feed.candles())
     assert [c.open_time for c in candles[::2]] == list(range(first, end, 60_000))
     later = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=NOW + 3_600_000,

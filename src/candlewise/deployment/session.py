@@ -3,7 +3,9 @@ control (rollback, manual retrains) and, for a bounded phase, its validation at 
 
 The engine state lives in an ``engine_runs`` row of kind ``deployment`` (the same checkpoints as
 a backtest): Ctrl+C / SIGTERM stop at a minute boundary and keep the open positions, and the
-next deployment of the same symbols continues from that state. A rollback (``--rollback`` from
+next deployment of the same symbols continues from that state; phase 3 carries phase 1's
+account on the same way (its symbol is continued, not redeployed) and adds the other symbols
+to it, with a feed that starts now. A rollback (``--rollback`` from
 another terminal, through the ``deployments.control`` column, or the drawdown limit) flattens
 every position first.
 """
@@ -162,7 +164,7 @@ class Deployment:
         last = self.previous.cursor_ms if self.previous is not None else None
         start = None
         if request.from_now and request.feed == "simulated":
-            start = max(now_ms - now_ms % MINUTE_MS, last or 0)
+            start = max(now_ms, last or 0)  # its minute's candle is the first
         elif request.from_now and request.feed == "replay" and last is not None:
             start = last
         elif request.feed == "simulated" and duration is not None and last is not None:
@@ -170,7 +172,7 @@ class Deployment:
             duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
         end = None
         if start is not None and duration is not None and request.feed == "simulated":
-            end = start + duration
+            end = start - start % MINUTE_MS + duration
         return plan_feed(
             request.feed,
             cfg,
@@ -186,7 +188,8 @@ class Deployment:
 
     def _engine(self) -> tuple[TradingEngine, int, dict, int]:
         """A new engine at the feed's start, or the state a stopped deployment of the same
-        symbols left (open positions kept), continued from its last checkpoint."""
+        symbols (or phase 1, for phase 3) left, open positions kept, continued from its last
+        checkpoint."""
         cfg, store = self.cfg, self.store
         predictor = build_predictor(cfg, self.registry, cfg.paths.models_dir, self.symbols)
         broker = PaperBroker(

@@ -3,8 +3,8 @@
 Time windows: a simulated feed covers ``[now - duration, now)`` so that a simulated day ends at
 the present moment (the guide's ``datetime('now', '-6 hours')`` queries then find its last six
 hours); ``--speed max`` plays it at once, ``--speed 60`` one simulated minute per wall second.
-Given ``start_ms`` (a phase 3 starts now), it covers ``[start, end_ms)``, open-ended without
-``end_ms``.
+Given ``start_ms`` (a phase 3 starts now), it covers ``[start, end_ms)`` from that minute,
+open-ended without ``end_ms``, on a clock that reads ``start_ms``.
 A replay covers ``--from``/``--to`` or the last ``duration`` of stored data. Binance is live from
 now for ``duration`` of wall-clock time.
 """
@@ -95,7 +95,8 @@ def plan_feed(
         if engine is not None:
             start = _after_stored(engine, symbols, start)
         end = None if end is None else max(start, end)
-        clock = make_clock(start, speed)
+        # from a start: the clock reads that moment (a paced feed keeps time with the wall)
+        clock = make_clock(start if start_ms is None else max(start, start_ms), speed)
         feed = SimulatedFeed(
             list(symbols), cfg.data.seed, start, clock, end, record_regimes=record_regimes
         )
