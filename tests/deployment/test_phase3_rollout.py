@@ -59,6 +59,15 @@ def test_without_any_phase1_phase3_says_so(workdir: Path) -> None:
     assert "Hint: run python deploy_production.py --phase 1 --symbol BTC/USDT" in done.stderr
 
 
+def test_an_endless_phase3_at_max_speed_is_refused(workdir: Path) -> None:
+    """It starts now: unpaced and without --duration it would write simulated future without
+    end (it used to replay the last 24 hours instead)."""
+    done = _deploy("--phase", "3", "--force", "--reason", "drill", "--speed", "max")
+    assert done.returncode == 2
+    assert "Hint: add --duration (e.g. --duration 24h), or drop --speed" in done.stderr
+    assert "PHASE 3" not in done.stdout
+
+
 def test_after_a_rejected_phase1_phase3_names_it_and_when(workdir: Path) -> None:
     """The guide's "If Phase 1 Fails" stops with Ctrl+C: a later phase 1 without a verdict
     used to hide the REJECTED one ("none has finished")."""

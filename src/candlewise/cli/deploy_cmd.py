@@ -4,8 +4,9 @@
 deployment for ``--duration`` (default ``deployment.phase1_duration``) with health checks, then
 the validation block, stored in ``deployments`` and ``production_reports/phase1_<stamp>.json``.
 ``--phase 3``: every configured symbol, only after an approved phase 1 (or ``--force
---reason``), staggered, until stopped. ``--rollback``: stop the running deployment, flattening
-every position. Ctrl+C / SIGTERM stop gracefully and keep open positions for the next start.
+--reason``), staggered, from now until stopped; phase 1's symbol goes on in its account.
+``--rollback``: stop the running deployment, flattening every position. Ctrl+C / SIGTERM stop
+gracefully and keep open positions for the next start.
 """
 
 from __future__ import annotations

@@ -130,6 +130,11 @@ def _phase3(
 ) -> int:
     cfg = ctx.config
     symbols = list(cfg.symbols)
+    if speed is None and duration is None and feed == "simulated":  # it starts now: no end
+        raise UserError(
+            "--speed max plays a phase 3 as fast as it can from now on, and it has no end",
+            "add --duration (e.g. --duration 24h), or drop --speed to run in real time",
+        )
     approval = Phase3Approval(opt.approve, opt.force_reason, opt.confirm)
     with ctx.engine.begin() as conn:
         phase1 = approve_phase3(conn, symbols, approval)
