@@ -264,7 +264,6 @@ def test_mixed_closes_and_backfills_after_a_reconnect_come_out_in_global_order()
             *btc_first(11),
             *finish(out, 21, end),
         ]
-        start = time.monotonic()
         feed = run_live(
             [first, second],
             rest,
@@ -273,7 +272,6 @@ def test_mixed_closes_and_backfills_after_a_reconnect_come_out_in_global_order()
             end,
             last={BTC_S: BTC[1].open_time, ETH_S: ETH[0].open_time},
         )
-        elapsed = time.monotonic() - start
 
     candles = [c for c, _ in out]
     expected = [ETH[1]] + [c for m in range(2, 12) for c in (BTC[m], ETH[m])]
@@ -281,7 +279,6 @@ def test_mixed_closes_and_backfills_after_a_reconnect_come_out_in_global_order()
     # Released because every symbol had delivered, never by the 30 s bound.
     assert feed.reorder is not None
     assert feed.reorder.stats.timed_out_minutes == 0 and feed.reorder.stats.late == 0
-    assert elapsed < 15
     # The asyncio feed really did deliver out of global order (gap backfills of minute 9).
     assert feed.feed is not None
     assert [(b.symbol, b.since_ms, b.reason) for b in feed.feed.stats.backfills][-2:] == [
@@ -336,13 +333,11 @@ def test_a_hole_in_binance_data_releases_the_minute_without_waiting() -> None:
         *finish(out, 7, end),
     ]
     with BinanceRestServer(rest_series, clock) as rest:
-        start = time.monotonic()
         feed = run_live([script], rest, clock, out, end, release_after_s=30.0)
-        elapsed = time.monotonic() - start
     assert [c for c, _ in out] == [BTC[0], ETH[0], BTC[1], ETH[1], ETH[2], BTC[3], ETH[3]]
     assert feed.reorder is not None and feed.reorder.stats.timed_out_minutes == 0
     assert feed.feed is not None and feed.feed.stats.unfilled_gaps == 1
-    assert elapsed < 15  # far below the 30 s bound: BTC 3 proved the hole
+    # no minute waited for the 30 s bound (timed_out_minutes == 0): BTC 3 proved the hole
 
 
 def test_bad_data_is_reported_in_the_consumer_thread_and_skipped() -> None:
