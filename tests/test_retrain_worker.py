@@ -33,6 +33,8 @@ from candlewise.signals.live import ModelSlot
 from candlewise.store.db import open_store
 from candlewise.training import train_one
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 SYMBOL = "BTC/USDT"
 DAY0 = 1_735_689_600_000
 MINUTE = 60_000

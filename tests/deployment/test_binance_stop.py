@@ -25,6 +25,8 @@ from tests.market.binance_servers import (
     ws_server_thread,
 )
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 MINUTES = 2 * 1440 + 30
 

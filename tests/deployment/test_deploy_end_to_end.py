@@ -19,6 +19,8 @@ import pytest
 from tests.phase1_project import CONFIG as EAGER
 from tests.store.guide_queries import GUIDE_QUERIES
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 #: EAGER (the shared phase-1 fixture's config) trades from 51 %, so that positions are open when
 #: the test acts: a simulated window is the last hours before now, a different market each run.

@@ -21,6 +21,8 @@ from candlewise.engine import EQUITY_SAMPLE_MINUTES
 from candlewise.store.timestamps import ms_to_text
 from tests.phase1_project import CONFIG
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
