@@ -68,6 +68,9 @@ Clock = Callable[[], int]
 #: How far this machine's clock may lag the exchange's: a final kline is accepted up to this long
 #: before its minute closes by our clock (Binance sends it at the close, by *its* clock).
 MAX_CLOCK_SKEW_MS = 5_000
+#: A symbol's first final kline, when rejected, is backfilled if its minute closed this recently
+#: (an absurd open time far in the past must not start a backfill of years).
+MISSING_LOOKBACK_MS = 60 * MINUTE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +288,7 @@ class BinanceFeed:
             f"{problem[0]}: {problem[1]}",
         )
         minute = t - t % MINUTE_MS
-        recent = now - 3 * MINUTE_MS <= minute and minute + MINUTE_MS <= now
+        recent = now - MISSING_LOOKBACK_MS <= minute and minute + MINUTE_MS <= now
         if symbol not in self._last and recent:  # no history to resume from: remember the minute
             self._missing[symbol] = min(self._missing.get(symbol, minute), minute)
         return True

@@ -216,6 +216,7 @@ def _system(
         "candle_uptime": _r(metrics.uptime),
         "error_rate": _r(metrics.error_rate),
         "errors": metrics.errors,
+        "feed_data_errors": metrics.feed_data_errors,
         "candle_events": metrics.events,
         "active_symbols": list(scope.active_symbols),
         "symbols": names,
@@ -292,6 +293,7 @@ def _symbol_report(
         },
         "error_rate": _r(m.error_rate),
         "errors": m.errors,
+        "feed_data_errors": m.feed_data_errors,
         "candle_events": m.events,
     }
 
