@@ -86,6 +86,8 @@ def test_phase1_runs_validates_stores_and_answers_the_guides_queries(project: Pa
     report = json.loads((project / row[4]).read_text())
     assert report["verdict"] == verdict and report["criteria_met"] == row[3]
     assert report["metrics"]["trades"] == trades
+    feed_errors = report["metrics"]["feed_data_errors"]  # apart from error_rate
+    assert f"Feed data errors: {feed_errors} (bad data from the exchange" in out
     assert (n_checks, n_times) == (24 * 5, 24)  # hourly (the last at the end), five checks each
     assert recent > 300  # the simulated hours end now: the guide's "-6 hours" finds them
 
