@@ -19,6 +19,7 @@ LOW_THRESHOLD = (
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_same_seed_gives_the_same_ledger_and_the_guide_tables_fill(workdir: Path, capsys) -> None:
     (workdir / "low.yaml").write_text(LOW_THRESHOLD)
     ledgers = []
@@ -68,6 +69,7 @@ def test_a_database_url_for_db_is_refused_with_the_fix(workdir: Path, capsys) ->
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_learning_mode_places_no_orders_but_scores_shadow_trades(workdir: Path, capsys) -> None:
     (workdir / "btc.yaml").write_text("symbols: [BTC/USDT]\n")  # default threshold 0.80
     argv = ["backtest", "--config", "btc.yaml", "--days", "0.25", "--seed", "3",
@@ -87,6 +89,7 @@ def test_learning_mode_places_no_orders_but_scores_shadow_trades(workdir: Path, 
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_replay_of_a_candle_file_trains_only_on_what_precedes_the_window(
     workdir: Path, capsys
 ) -> None:
@@ -158,6 +161,7 @@ def _eth_file(workdir: Path, days: float) -> str:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_from_to_on_the_simulated_feed_is_the_window_of_warmup_days(workdir: Path, capsys) -> None:
     (workdir / "low.yaml").write_text(LOW_THRESHOLD)
     common = ["backtest", "--config", "low.yaml", "--seed", "3", "--no-retrain"]
@@ -195,6 +199,7 @@ def test_from_to_and_days_make_the_window() -> None:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_replay_of_stored_candles_is_the_replay_of_their_file(workdir: Path, capsys) -> None:
     from candlewise.backtest import BacktestRequest, Interrupted, run_backtest
     from candlewise.cli.context import AppContext
@@ -242,6 +247,7 @@ def test_replay_of_stored_candles_is_the_replay_of_their_file(workdir: Path, cap
 
 @needs_shared
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_replay_of_stored_real_candles_is_the_replay_of_the_real_file(
     workdir: Path, capsys
 ) -> None:
@@ -299,6 +305,7 @@ def test_bad_windows_and_missing_candles_exit_2_and_leave_no_run_database(
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_cost_aware_entries_refuse_trades_that_cannot_pay_their_costs(
     workdir: Path, capsys
 ) -> None:

@@ -37,6 +37,8 @@ from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.training import train_symbol
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 SYMBOL = "BTC/USDT"
 TF = "1m"
 SEED = 2

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from candlewise.memory import release_freed_memory
 
 # In a fresh interpreter: freezing in the test process would freeze pytest's objects too.
@@ -33,6 +35,7 @@ FREEZE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_freezing_takes_the_imports_out_of_collection_but_not_later_garbage() -> None:
     done = subprocess.run(
         [sys.executable, "-c", FREEZE_SCRIPT], capture_output=True, text=True, timeout=120

@@ -43,6 +43,8 @@ from candlewise.store.tables import learning_states
 from candlewise.store.timestamps import text_to_ms
 from candlewise.timeframes import MINUTE_MS
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 SYMBOL = "BTC/USDT"
 SEEDS = (3, 7)
 DAYS = 1.0

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 KILLS = 20
 CONFIG = (
     "symbols: [BTC/USDT]\ncontinuous_learning:\n  confidence:\n"

@@ -12,6 +12,8 @@ import pytest
 from candlewise.cli.main import run
 from tests.store.guide_queries import GUIDE_QUERIES
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 REPO = Path(__file__).resolve().parents[2]
 
 

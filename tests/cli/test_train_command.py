@@ -36,6 +36,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_guide_command_trains_six_models_with_epoch_lines(trained: Path) -> None:
     assert sorted(p.name for p in (trained / "models").glob("*.pt")) == sorted(
         f"BTC_USDT_{tf}.pt" for tf in ("1m", "5m", "15m", "1h", "4h", "1d")

@@ -28,7 +28,7 @@ def healthy(port: int) -> bool:
         return False
 
 
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -12,6 +12,8 @@ from candlewise.store.db import open_store
 from tests.dashboard.expected import latest_event, latest_mode, latest_trade, query
 from tests.phase1_project import SYMBOL
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 SCRIPT = Path(__file__).resolve().parents[2] / "dashboard_continuous_learning.py"
 
 

@@ -19,6 +19,8 @@ import pytest
 from candlewise.store import deployment_store
 from candlewise.store.db import open_store
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """\
 symbols: [BTC/USDT]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 
 import pytest
 
@@ -417,3 +418,173 @@ def test_bad_rest_rows_are_skipped_and_reported_once_each() -> None:
     assert [r.start_ms for r in rest.klines if r.symbol == ETH_S] == [ETH[6].open_time] * 3
     assert feed.stats.unfilled_gaps == 1
     assert feed.stats.bad_data == 3
+
+
+# --- final klines that must not be emitted ---------------------------------------------------
+
+
+def run_rejections(
+    scripts: list[list[Action]], count: int, last: dict[str, int] | None = None
+) -> tuple[list[Candle], BinanceFeed, list[tuple[str | None, str]]]:
+    clock = ScriptClock(at(0, 30))
+    reports: list[tuple[str | None, str]] = []
+
+    async def scenario() -> tuple[list[Candle], BinanceFeed]:
+        with BinanceRestServer(SERIES, clock) as rest:
+            async with BinanceWsServer(scripts, clock) as ws:
+                feed = BinanceFeed(
+                    ws.url,
+                    make_exchange(rest.url),
+                    SYMBOLS,
+                    last_open_times=last,
+                    backoff=FAST,
+                    rng_seed=7,
+                    clock=clock,
+                    on_bad_data=lambda symbol, detail: reports.append((symbol, detail)),
+                )
+                return await take(feed, count), feed
+
+    out, feed = asyncio.run(scenario())
+    return out, feed, reports
+
+
+def shifted(candle: Candle, ms: int) -> Candle:
+    return replace(candle, open_time=candle.open_time + ms)
+
+
+@pytest.mark.parametrize(
+    "ahead_ms",
+    [
+        2 * 60 * MINUTE_MS,  # the user's case: two hours ahead
+        MINUTE_MS,  # the minute still forming
+        2 * MINUTE_MS,  # the next one, not even begun
+        24 * 60 * MINUTE_MS,
+    ],
+)
+def test_a_final_kline_stamped_in_the_future_is_rejected_and_blocks_nothing(ahead_ms: int) -> None:
+    future = shifted(BTC[1], ahead_ms)  # sent while minute 1 has just closed
+    scripts: list[list[Action]] = [
+        [
+            SetClock(at(1)),
+            *closes(0),
+            SetClock(at(2)),
+            Send(future, True),
+            *closes(1),
+            SetClock(at(3)),
+            *closes(2),
+        ]
+    ]
+    out, feed, reports = run_rejections(scripts, 6, last={BTC_S: T0 - MINUTE_MS})
+    assert out == [BTC[0], ETH[0], BTC[1], ETH[1], BTC[2], ETH[2]]
+    assert feed.last_open_times == {BTC_S: BTC[2].open_time, ETH_S: ETH[2].open_time}
+    assert [s for s, _ in reports] == [BTC_S]
+    assert f"open_time={future.open_time} rejected: not_closed" in reports[0][1]
+    assert (feed.stats.rejected, feed.stats.bad_data, feed.stats.duplicates_dropped) == (1, 1, 0)
+    assert feed.stats.backfills == []  # a future minute is not a gap to fill
+
+
+def test_the_forming_minute_sent_as_final_is_rejected_and_its_real_close_kept() -> None:
+    early = replace(BTC[1], close=BTC[1].close + 0.5)  # half-way values, flagged final
+    scripts: list[list[Action]] = [
+        [
+            SetClock(at(1)),
+            *closes(0),
+            SetClock(at(1, 30)),  # 30 s before minute 1 closes
+            Send(early, True),
+            SetClock(at(2)),
+            *closes(1),
+        ]
+    ]
+    out, _, reports = run_rejections(scripts, 4, last={BTC_S: T0 - MINUTE_MS})
+    assert out == [BTC[0], ETH[0], BTC[1], ETH[1]]
+    assert len(reports) == 1 and "not_closed" in reports[0][1]
+
+
+def test_a_final_kline_within_the_clock_skew_is_accepted() -> None:
+    """Binance's clock may run a little ahead of ours: its close may arrive just early."""
+    scripts: list[list[Action]] = [
+        [SetClock(at(1)), *closes(0), SetClock(at(2, -3)), *closes(1)]  # 3 s early
+    ]
+    out, _, reports = run_rejections(scripts, 4)
+    assert out == [BTC[0], ETH[0], BTC[1], ETH[1]] and reports == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind"),
+    [
+        ({"o": "-5.0"}, "non_positive_price"),
+        ({"l": "0"}, "non_positive_price"),
+        ({"c": "0.0"}, "non_positive_price"),
+        ({"h": "900.0"}, "high_below_low"),  # high < low (low ~ 1000)
+        ({"v": "-1"}, "negative_volume"),
+    ],
+)
+def test_a_final_kline_failing_validation_is_rejected_and_its_minute_backfilled(
+    changes: dict[str, object], kind: str
+) -> None:
+    scripts: list[list[Action]] = [
+        [
+            SetClock(at(1)),
+            Raw(bad_kline_message(ETH[0], **changes)),  # ETH's very first candle: no history
+            Send(BTC[0], True),
+            SetClock(at(2)),
+            Raw(bad_kline_message(BTC[1], **changes)),
+            Send(ETH[1], True),  # ETH 0 is backfilled first
+            SetClock(at(3)),
+            *closes(2),  # BTC 1 is backfilled first
+        ]
+    ]
+    out, feed, reports = run_rejections(scripts, 6)
+    assert out == [BTC[0], ETH[0], ETH[1], BTC[1], BTC[2], ETH[2]]  # the REST values
+    assert per_symbol(out) == {BTC_S: BTC[:3], ETH_S: ETH[:3]}
+    assert [s for s, _ in reports] == [ETH_S, BTC_S]
+    assert all(f"rejected: {kind}" in detail for _, detail in reports)
+    assert [(b.symbol, b.since_ms, b.received) for b in feed.stats.backfills] == [
+        (ETH_S, ETH[0].open_time, 1),
+        (BTC_S, BTC[1].open_time, 1),
+    ]
+
+
+@pytest.mark.parametrize("offset_ms", [1, 30_000, 59_999, -30_000, -1])
+def test_a_misaligned_final_kline_is_rejected_and_the_correct_one_kept(offset_ms: int) -> None:
+    misaligned = shifted(BTC[1], offset_ms)
+    scripts: list[list[Action]] = [
+        [
+            SetClock(at(1)),
+            *closes(0),
+            SetClock(at(2, 1)),
+            Send(misaligned, True),
+            *closes(1),  # the correct final of minute 1 follows
+            SetClock(at(3)),
+            *closes(2),
+        ]
+    ]
+    out, _, reports = run_rejections(scripts, 6)
+    assert out == [BTC[0], ETH[0], BTC[1], ETH[1], BTC[2], ETH[2]]
+    assert len(reports) == 1 and f"open_time={misaligned.open_time} rejected" in reports[0][1]
+    assert "misaligned_timestamp" in reports[0][1]
+
+
+def test_a_misaligned_final_kline_alone_leaves_its_minute_to_rest() -> None:
+    scripts: list[list[Action]] = [
+        [
+            SetClock(at(1)),
+            *closes(0),
+            SetClock(at(2, 1)),
+            Send(shifted(BTC[1], 1), True),  # no correct final follows
+            Send(ETH[1], True),
+            SetClock(at(3)),
+            *closes(2),
+        ]
+    ]
+    out, feed, reports = run_rejections(scripts, 6)
+    assert out == [BTC[0], ETH[0], ETH[1], BTC[1], BTC[2], ETH[2]]
+    assert [(b.symbol, b.since_ms, b.received) for b in feed.stats.backfills] == [
+        (BTC_S, BTC[1].open_time, 1)
+    ]
+    assert len(reports) == 1 and "misaligned_timestamp" in reports[0][1]
+
+
+def test_the_clock_skew_must_be_under_one_interval() -> None:
+    with pytest.raises(ValueError, match="max_clock_skew_ms"):
+        BinanceFeed("ws://127.0.0.1:1", make_exchange(), SYMBOLS, max_clock_skew_ms=MINUTE_MS)

@@ -221,6 +221,50 @@ def test_malformed_rows_are_skipped_and_reported_once_each() -> None:
     assert progress == [(3, btc[9].open_time)]
 
 
+def test_rows_failing_validation_are_skipped_and_reported() -> None:
+    """A row can be well formed and still no candle: the feed's rules apply over REST too."""
+    series = make_series(SYMBOLS, T0, 8)
+    btc = series["BTC/USDT"]
+
+    def row(i: int, **values: str) -> list[object]:
+        good = rest_row(btc[i])
+        for index, name in enumerate(("open", "high", "low", "close", "volume"), start=1):
+            if name in values:
+                good[index] = values[name]
+        return good
+
+    misaligned = rest_row(btc[5])
+    misaligned[0] = btc[5].open_time + 1
+    bad_rows: dict[int, object] = {
+        btc[1].open_time: row(1, open="-1.0"),
+        btc[2].open_time: row(2, low="0"),
+        btc[3].open_time: row(3, high="1.0"),  # high < low
+        btc[4].open_time: row(4, volume="-0.5"),
+        btc[5].open_time: misaligned,
+    }
+    clock = ScriptClock(T0 + 8 * MINUTE_MS + 1)
+    reports: list[tuple[str | None, str]] = []
+    with BinanceRestServer(series, clock, bad_rows={"BTC/USDT": bad_rows}) as rest:
+        got = fetch_candles(
+            make_exchange(rest.url),
+            "BTC/USDT",
+            "1m",
+            T0,
+            clock(),
+            now_ms=clock(),
+            on_bad_data=lambda symbol, detail: reports.append((symbol, detail)),
+        )
+    assert got == [btc[0], btc[6], btc[7]]
+    kinds = [d.split(": ")[1] for _, d in reports]
+    assert kinds == [
+        "non_positive_price",
+        "non_positive_price",
+        "high_below_low",
+        "negative_volume",
+        "misaligned_timestamp",
+    ]
+
+
 def test_a_bad_row_at_a_page_boundary_is_reported_once() -> None:
     n = 1500
     series = make_series(SYMBOLS, T0, n)

@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from candlewise.market.candle import Candle
-from candlewise.market.validation import CandleIssue, CandleValidator, validate_frame
+from candlewise.market.validation import (
+    CandleIssue,
+    CandleValidator,
+    candle_problem,
+    validate_frame,
+)
 
 M = 60_000
 T0 = 1_704_067_200_000  # 2024-01-01T00:00Z
@@ -301,3 +306,26 @@ def test_any_float_input_never_raises_and_output_is_sane(minute, offset, values)
         assert 0 < lo <= min(o, cl) and max(o, cl) <= h and v >= 0
     clean, frame_issues = validate_frame(frame([candle]), "BTC/USDT", "1m")
     assert len(clean) == (kept is not None) and frame_issues == issues
+
+
+@pytest.mark.parametrize(
+    "candle",
+    [
+        c(0),
+        c(0.5),  # misaligned
+        c(0, o=math.nan),
+        c(0, lo=0.0),
+        c(0, v=-1.0),
+        c(0, h=98.0),  # high < low
+        c(0, o=105.0),  # repaired, not rejected
+        c(0, tf="7m"),
+    ],
+)
+def test_candle_problem_is_the_validators_rejection(candle: Candle) -> None:
+    """The live feed checks one candle with the same rules the store's validator applies."""
+    accepted, issues = check_one(candle)
+    problem = candle_problem(candle)
+    if accepted is not None:
+        assert problem is None
+    else:
+        assert problem == (issues[0].kind, issues[0].detail)

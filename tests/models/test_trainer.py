@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 
 import numpy as np
 import pytest
@@ -218,16 +217,3 @@ def test_numpy_forward_matches_torch_for_any_architecture() -> None:
     with torch.inference_mode():
         expected = net(torch.from_numpy(x).float()).double().numpy()
     np.testing.assert_allclose(NumpyForward(net)(x), expected, atol=1e-5)
-
-
-def test_single_row_prediction_is_fast(signal_run) -> None:
-    model, _, _ = signal_run
-    row = make_data("signal", 1, seed=11)[0][0]
-    for _ in range(200):
-        model.predict_proba(row)
-    times = []
-    for _ in range(2_000):
-        t0 = time.perf_counter()
-        model.predict_proba(row)
-        times.append(time.perf_counter() - t0)
-    assert np.median(times) < 100e-6

@@ -161,6 +161,7 @@ def test_report_6h(project: Path) -> None:
             assert json.loads(out.stdout) == report[expr[1:]]
 
 
+@pytest.mark.slow
 def test_report_48h_ranks_and_flags_two_symbols(two_symbol_project: Path) -> None:
     root = two_symbol_project
     db = root / "bt.db"

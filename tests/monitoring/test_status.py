@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -257,3 +258,15 @@ def test_line_formats() -> None:
         "[11:45] Retrain: ✗ drift → 60.00% (rejected, previous model kept)"
     )
     assert activity_line(running) == "[11:46] Retrain: ⚙ manual (in progress)"
+
+
+def test_feed_data_errors_get_their_own_line_below_the_guides() -> None:
+    guide = _guide_status()
+    status = replace(guide, system=replace(guide.system, feed_data_errors_1h=4))
+    lines = render_screen(status, 10)
+    at = lines.index("  Active Symbols: 1")
+    assert lines[at - 1] == "  Error Rate (1h): 0.00%"  # bad exchange data is no system error
+    assert lines[at + 1] == (
+        "  Feed Data Errors (1h): 4 (bad exchange data, backfilled; not in the error rate)"
+    )
+    assert [line for line in lines if "Feed Data" not in line] == GUIDE_SCREEN.split("\n")

@@ -13,6 +13,8 @@ import pytest
 from candlewise.cli.main import run
 from tests.conftest import SHARED, needs_shared
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 #: Every table a replay writes, in the order that makes rows comparable (ids included: the
 #: block path must append rows in the same order as the event path).
 TABLES = {

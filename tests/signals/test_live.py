@@ -31,6 +31,7 @@ def setup():  # type: ignore[no-untyped-def]
     return minutes, frames, models
 
 
+@pytest.mark.slow
 def test_live_predictions_equal_batch_predictions(setup) -> None:  # type: ignore[no-untyped-def]
     _, frames, models = setup
     lines: list[str] = []

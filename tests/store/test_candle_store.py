@@ -92,3 +92,27 @@ def test_unreachable_postgres_names_the_url_without_password() -> None:
         open_store("postgresql+psycopg://bob:hunter2-secret@127.0.0.1:1/db?connect_timeout=2")
     assert "hunter2-secret" not in str(info.value)
     assert "127.0.0.1:1" in str(info.value)
+
+
+def test_remove_unclosed_deletes_only_the_sources_candles_that_have_not_closed(
+    any_engine: Engine,
+) -> None:
+    now = T0 + 90 * 60_000 + 30_000  # 01:30:30
+    with any_engine.begin() as conn:
+        candle_store.insert_frame(conn, frame(90), "BTC/USDT", "1m", "binance")  # 00:00..01:29
+        candle_store.insert_frame(conn, frame(3, T0 + 150 * 60_000), "BTC/USDT", "1m", "binance")
+        candle_store.insert_frame(conn, frame(1, T0), "BTC/USDT", "1h", "binance")  # closed
+        candle_store.insert_frame(conn, frame(1, T0 + 3_600_000), "BTC/USDT", "1h", "binance")
+        candle_store.insert_frame(conn, frame(2, T0 + 150 * 60_000), "ETH/USDT", "1m", "binance")
+        candle_store.insert_frame(conn, frame(2, T0 + 150 * 60_000), "SOL/USDT", "1m", "import")
+        removed = candle_store.remove_unclosed(conn, ["BTC/USDT", "SOL/USDT"], "binance", now)
+    assert removed == [
+        ("BTC/USDT", "1m", 3, T0 + 150 * 60_000, T0 + 152 * 60_000),
+        ("BTC/USDT", "1h", 1, T0 + 3_600_000, T0 + 3_600_000),  # 01:00-02:00 is still open
+    ]
+    with any_engine.connect() as conn:
+        assert candle_store.last_open_time(conn, "BTC/USDT", "1m") == T0 + 89 * 60_000
+        assert candle_store.count(conn, "BTC/USDT", "1m") == 90
+        assert candle_store.last_open_time(conn, "BTC/USDT", "1h") == T0
+        assert candle_store.count(conn, "ETH/USDT") == 2  # not asked for
+        assert candle_store.count(conn, "SOL/USDT") == 2  # another source

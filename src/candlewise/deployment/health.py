@@ -20,9 +20,11 @@ What the numbers mean (the caller computes them from the store, see
   percent of the equity high-water mark;
 * **win rate**: closed trades won / closed trades since the deployment started; not judged
   (passes, ``judged=False``) before ``min_trades`` trades have closed;
-* **error rate**: errors recorded in ``error_log`` (engine, feed and exchange components) over
-  the last hour divided by the candle events handled in that hour (one event per symbol and
-  closed 1m candle); errors with no event handled count as a 100 % error rate;
+* **error rate**: system errors recorded in ``error_log`` (engine, feed and exchange
+  components) over the last hour divided by the candle events handled in that hour (one event
+  per symbol and closed 1m candle); errors with no event handled count as a 100 % error rate.
+  Feed data errors (bad data from the exchange, skipped and backfilled) are not system errors
+  and are not counted (``metrics.WindowMetrics.feed_data_errors`` reports them);
 * **mode stability**: LEARNING/TRADING transitions of the busiest symbol over the last hour,
   per hour;
 * **uptime**: the share of the deployment's elapsed minutes (per symbol) whose 1m candle the

@@ -5,7 +5,10 @@ Definitions, for the symbols of a deployment and the window ``(start, end]``:
 
 * trades, wins, P&L: closed trades (``trade_outcomes``) whose exit falls in the window;
 * error rate: ``error_log`` rows stamped in the window divided by the candle events handled
-  (one per symbol and 1m candle), so 0.05 means one failure per twenty candles;
+  (one per symbol and 1m candle), so 0.05 means one failure per twenty candles. Only system
+  errors count (engine, feed and exchange components); feed data errors (bad data from the
+  exchange, ``error_log.FEED_DATA_ERROR_TYPES``: skipped klines, rejected candles) are counted
+  apart in ``feed_data_errors``, shown by the reports but judged by no criterion;
 * transitions per hour: the busiest symbol's mode transitions (``learning_states``) divided
   by the window's hours;
 * uptime: the share of the window's minutes whose candles the engine handled (a feed outage,
@@ -22,6 +25,7 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import Connection, func, select
 
 from candlewise.deployment.health import error_fraction, win_fraction
+from candlewise.store.error_log import FEED_DATA_ERROR_TYPES
 from candlewise.store.tables import (
     candles,
     equity_history,
@@ -33,6 +37,8 @@ from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import MINUTE_MS
 
 HOUR_MS = 60 * MINUTE_MS
+#: Components whose error_log rows are the system's errors (the error rate).
+_SYSTEM_COMPONENTS = ("engine", "binance", "feed")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class WindowMetrics:
     transitions_per_hour: float
     uptime: float
     max_drawdown_percent: float
+    feed_data_errors: int = 0
 
     @property
     def win_rate(self) -> float:
@@ -80,14 +87,19 @@ def window_metrics(
         ).where(t.symbol.in_(names), t.exit_time > lo, t.exit_time <= hi)
     ).one()
     e = error_log.c
-    errors = conn.execute(
-        select(func.count()).where(
+    data_error = e.error_type.in_(FEED_DATA_ERROR_TYPES)
+    errors, feed_data_errors = conn.execute(
+        select(
+            func.count().filter(~data_error & e.component.in_(_SYSTEM_COMPONENTS)),
+            func.count().filter(
+                data_error & (e.component.in_(_SYSTEM_COMPONENTS) | e.component.like("feed:%"))
+            ),
+        ).where(
             e.timestamp > lo,
             e.timestamp <= hi,
             (e.symbol.in_(names)) | (e.symbol.is_(None)),
-            e.component.in_(("engine", "binance", "feed")),
         )
-    ).scalar_one()
+    ).one()
     c = candles.c
     handled = conn.execute(
         select(func.count()).where(
@@ -124,6 +136,7 @@ def window_metrics(
         wins=int(wins),
         pnl=float(pnl),
         errors=int(errors),
+        feed_data_errors=int(feed_data_errors),
         events=int(handled),
         transitions_per_hour=(busiest or 0) / hours if hours > 0 else 0.0,
         uptime=handled / (minutes * len(names)) if minutes and names else 1.0,

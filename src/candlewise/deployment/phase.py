@@ -29,7 +29,11 @@ from candlewise.deployment.health import (
 from candlewise.deployment.metrics import HOUR_MS, window_metrics
 from candlewise.deployment.phase3_gate import Phase3Approval, approve_phase3
 from candlewise.deployment.session import Deployment, DeploymentOutcome, DeploymentRequest
-from candlewise.deployment.validation import render_phase_validation, validate
+from candlewise.deployment.validation import (
+    feed_data_errors_line,
+    render_phase_validation,
+    validate,
+)
 from candlewise.errors import UserError
 from candlewise.logging_setup import get_logger
 from candlewise.shutdown import StopRequest
@@ -397,6 +401,7 @@ def _validate(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deploymen
     result = validate(metrics, cfg.deployment.validation)
     for line in render_phase_validation(result, 1):
         _say(out, line)
+    _say(out, feed_data_errors_line(metrics.feed_data_errors))
     stamp = datetime.now(tz=UTC).strftime("%Y%m%d_%H%M%S")
     path = Path(cfg.paths.reports_dir) / f"phase1_{stamp}.json"
     report = {

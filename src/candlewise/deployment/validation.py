@@ -4,7 +4,7 @@
 |---------------|------------------------------------------------|----------------------|
 | win_rate      | closed trades won / closed trades              | >= 0.50              |
 | max_drawdown  | deepest mark-to-market drawdown, percent       | <= 15.0              |
-| error_rate    | errors / candle events handled                 | < 0.05               |
+| error_rate    | system errors / candle events handled          | < 0.05               |
 | profitability | realised P&L in the quote currency (USDT)      | > 0                  |
 | stability     | mode transitions per hour (busiest symbol)     | < 2.0                |
 
@@ -12,7 +12,8 @@ Thresholds and the number of criteria needed (``min_criteria``, 4) come from
 ``deployment.validation``; the verdict is ``APPROVED`` when at least that many pass, otherwise
 ``REJECTED``. With no closed trade the win rate is 0 (the criterion fails). The values are
 computed from the store over the phase's window (``candlewise.deployment.metrics``); this module
-only judges and formats them.
+only judges and formats them. Feed data errors (bad data from the exchange) are not system
+errors: they are reported on their own line (:func:`feed_data_errors_line`), judged by none.
 """
 
 from __future__ import annotations
@@ -187,6 +188,14 @@ def closing_line(result: ValidationResult, phase: int = 1) -> str:
     return (
         f"❌ Phase {phase} REJECTED - {met}, {result.min_criteria} required: "
         f"fix the failed criteria{before}"
+    )
+
+
+def feed_data_errors_line(count: int) -> str:
+    """The line printed after a phase's block: bad exchange data, which error_rate leaves out."""
+    return (
+        f"Feed data errors: {count} (bad data from the exchange, skipped and backfilled; "
+        "not counted in error_rate)"
     )
 
 

@@ -7,7 +7,13 @@ already gave us. This module combines it with REST backfill:
 * on every (re)connect it fetches, over REST, the closed candles from that point up to now and
   emits them before any live candle;
 * a live candle whose open time is <= the last emitted one is a duplicate and is dropped;
-* a live candle that skips minutes triggers a REST backfill of exactly the skipped range first.
+* a live candle that skips minutes triggers a REST backfill of exactly the skipped range first;
+* a final kline is emitted only when it is a valid candle (aligned on the minute, finite, prices
+  > 0, volume >= 0, high >= low: :func:`candlewise.market.validation.candle_problem`) of a minute
+  that has closed by the feed's clock, give or take ``max_clock_skew_ms`` (under one interval).
+  Anything else is reported as bad data and changes nothing: the feed still waits for that
+  minute, so the next live candle backfills it over REST (the gap rule above), and a candle
+  stamped in the future can never make the feed skip real minutes.
 
 Order is guaranteed per symbol (strictly increasing open times, one minute apart whenever Binance
 has the data), *not* across symbols: candles come out in arrival order, so after a gap backfill a
@@ -15,8 +21,9 @@ BTC minute can follow a later ETH minute. :class:`candlewise.market.live_feed.Bi
 restores the documented global order (open time, then symbol order). ccxt's REST client is
 synchronous, so it runs in the default thread executor.
 
-Bad data (a malformed websocket message, a malformed REST row) is skipped and reported through
-the optional ``on_bad_data(symbol, detail)`` callback, always called in the event loop's thread.
+Bad data (a malformed websocket message, a final kline rejected by the rule above, a malformed
+or invalid REST row) is skipped and reported through the optional ``on_bad_data(symbol, detail)``
+callback, always called in the event loop's thread, once per bad message.
 A bad REST row is reported once per feed even when the same range is fetched again (gap retries).
 """
 
@@ -27,13 +34,13 @@ import contextlib
 import functools
 import logging
 import random
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import ccxt
 
+from candlewise.clock import WallClock
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_rest import (
     BadDataCallback,
@@ -49,6 +56,8 @@ from candlewise.market.binance_stream import (
     StreamEvent,
 )
 from candlewise.market.candle import Candle
+from candlewise.market.validation import candle_problem
+from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import MINUTE_MS
 
 logger = logging.getLogger(__name__)
@@ -56,10 +65,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], int]
 
-
-def wall_clock_ms() -> int:
-    """Now, in ms since the epoch (UTC)."""
-    return int(time.time() * 1000)
+#: How far this machine's clock may lag the exchange's: a final kline is accepted up to this long
+#: before its minute closes by our clock (Binance sends it at the close, by *its* clock).
+MAX_CLOCK_SKEW_MS = 5_000
+#: A symbol's first final kline, when rejected, is backfilled if its minute closed this recently
+#: (an absurd open time far in the past must not start a backfill of years).
+MISSING_LOOKBACK_MS = 60 * MINUTE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +95,19 @@ class FeedStats:
     duplicates_dropped: int = 0
     unfilled_gaps: int = 0
     bad_data: int = 0  # malformed klines/rows reported through on_bad_data
+    rejected: int = 0  # of which parsed final klines failing the rule (invalid, not closed yet)
     backfills: list[BackfillRange] = field(default_factory=list)
 
 
 def _collect(into: list[tuple[str | None, str]], symbol: str | None, detail: str) -> None:
     into.append((symbol, detail))
+
+
+def _utc(ms: int) -> str:
+    try:
+        return f"{ms_to_text(ms)} UTC"
+    except (OverflowError, OSError, ValueError):  # beyond what a datetime holds
+        return f"{ms} ms"
 
 
 class BinanceFeed:
@@ -101,6 +120,8 @@ class BinanceFeed:
     real hole in Binance's data: it is logged, counted in ``stats.unfilled_gaps`` and skipped.
     Malformed klines and REST rows are skipped and reported as ``on_bad_data(symbol, detail)``
     (see the module docstring); an exception raised by that callback is logged, not propagated.
+    ``clock`` (ms) is the exchange's time as this machine knows it: it decides which minutes have
+    closed; ``max_clock_skew_ms`` (0 to under a minute) is how early a final kline may arrive.
     """
 
     def __init__(
@@ -111,14 +132,18 @@ class BinanceFeed:
         last_open_times: Mapping[str, int] | None = None,
         backoff: Backoff | None = None,
         rng_seed: int | None = None,
-        clock: Clock = wall_clock_ms,
+        clock: Clock | None = None,
         *,
         stall_timeout_s: float = 30.0,
         open_timeout_s: float = 10.0,
         settle_ms: int = 1_000,
         gap_retries: int = 2,
+        max_clock_skew_ms: int = MAX_CLOCK_SKEW_MS,
         on_bad_data: BadDataCallback | None = None,
     ) -> None:
+        if not 0 <= max_clock_skew_ms < MINUTE_MS:
+            raise ValueError(f"max_clock_skew_ms must be in [0, {MINUTE_MS}): {max_clock_skew_ms}")
+        self.max_clock_skew_ms = max_clock_skew_ms
         self.backoff = backoff or Backoff()
         self._rng = random.Random(rng_seed)
         self._on_bad_data = on_bad_data
@@ -135,13 +160,15 @@ class BinanceFeed:
         )
         self.symbols = self._stream.symbols
         self._exchange = exchange
-        self._clock = clock
+        self._clock = clock or WallClock().now_ms
         self.settle_ms = settle_ms
         self.gap_retries = gap_retries
         self._last: dict[str, int] = {
             s: int(t) for s, t in (last_open_times or {}).items() if s in self.symbols
         }
         self._order = {s: i for i, s in enumerate(self.symbols)}
+        #: Per symbol without an emitted candle: the earliest recent minute rejected, to backfill.
+        self._missing: dict[str, int] = {}
         self._pump: asyncio.Task[None] | None = None
         self._started = False
         self.stats = FeedStats()
@@ -211,7 +238,7 @@ class BinanceFeed:
         cutoff = self._clock() - self.settle_ms
         fetched: list[Candle] = []
         for symbol in self.symbols:
-            last = self._last.get(symbol)
+            last = self._resume_after(symbol)
             if last is None or last + 2 * MINUTE_MS > cutoff:
                 continue  # nothing to resume from, or no closed minute missing
             fetched += await self._fetch(symbol, last + MINUTE_MS, cutoff, "connect")
@@ -222,7 +249,9 @@ class BinanceFeed:
 
     async def _on_live(self, event: KlineClosed) -> list[Candle]:
         candle = event.candle
-        last = self._last.get(candle.symbol)
+        if self._rejected(candle):
+            return []
+        last = self._resume_after(candle.symbol)
         emitted: list[Candle] = []
         if last is not None and candle.open_time > last + MINUTE_MS:
             emitted = self._accept_all(await self._fill_gap(candle.symbol, last, candle.open_time))
@@ -230,6 +259,39 @@ class BinanceFeed:
         live = self._accept_all([candle])
         self.stats.live += len(live)
         return emitted + live
+
+    def _resume_after(self, symbol: str) -> int | None:
+        """Open time the feed continues after: the last emitted candle, else a rejected one's
+        minute less one (so that the next candle backfills it)."""
+        last = self._last.get(symbol)
+        if last is None and symbol in self._missing:
+            return self._missing[symbol] - MINUTE_MS
+        return last
+
+    def _rejected(self, candle: Candle) -> bool:
+        """Report a final kline that must not be emitted (see the module docstring)."""
+        now = self._clock()
+        problem = candle_problem(candle)
+        if problem is None and candle.close_time > now + self.max_clock_skew_ms:
+            problem = (
+                "not_closed",
+                f"closes at {_utc(candle.close_time)}, {(candle.close_time - now) / 1000:g}s "
+                f"after this clock's {_utc(now)}: a minute that has not closed yet",
+            )
+        if problem is None:
+            return False
+        symbol, t = candle.symbol, candle.open_time
+        self.stats.rejected += 1
+        self._bad_data(
+            symbol,
+            f"websocket: final kline {symbol} {candle.timeframe} open_time={t} rejected: "
+            f"{problem[0]}: {problem[1]}",
+        )
+        minute = t - t % MINUTE_MS
+        recent = now - MISSING_LOOKBACK_MS <= minute and minute + MINUTE_MS <= now
+        if symbol not in self._last and recent:  # no history to resume from: remember the minute
+            self._missing[symbol] = min(self._missing.get(symbol, minute), minute)
+        return True
 
     async def _fill_gap(self, symbol: str, last: int, next_open: int) -> list[Candle]:
         """Closed candles strictly between ``last`` and ``next_open``, retried if REST lags."""
@@ -307,6 +369,7 @@ class BinanceFeed:
                 self.stats.duplicates_dropped += 1
                 continue
             self._last[candle.symbol] = candle.open_time
+            self._missing.pop(candle.symbol, None)
             accepted.append(candle)
         return accepted
 

@@ -33,6 +33,7 @@ import requests
 
 from candlewise.errors import UserError
 from candlewise.market.candle import Candle
+from candlewise.market.validation import candle_problem
 from candlewise.symbols import symbol_problem
 from candlewise.timeframes import timeframe_ms
 
@@ -143,9 +144,10 @@ def fetch_candles(
     of the newest row of that page (which may be the forming candle, not kept).
 
     A malformed row (not a list, open time unusable, a value missing, None, non-numeric or not
-    finite) is skipped, logged and reported once as ``on_bad_data(symbol, detail)``; it never
-    raises. Rows outside the requested range (the forming candle included) are not checked. No
-    request at all is made when no candle can have closed in the range. ccxt errors are raised as
+    finite, or a candle the validation rules reject) is skipped, logged and reported once as
+    ``on_bad_data(symbol, detail)``; it never raises. Rows outside the requested range (the
+    forming candle included) are not checked. No request at all is made when no candle can have
+    closed in the range. ccxt errors are raised as
     :class:`UserError` (see :func:`translate_errors`).
     """
     length = timeframe_ms(timeframe)
@@ -224,7 +226,8 @@ def _to_candle(symbol: str, timeframe: str, open_time: int, row: Any) -> Candle:
     """A Binance klines row ``[open_ms, "o", "h", "l", "c", "v", ...]`` as a Candle.
 
     Raises ValueError, with a detail fit for the error log, on a missing, None, non-numeric or
-    non-finite value.
+    non-finite value, and on a candle the validation rules reject (misaligned open time, a price
+    <= 0, negative volume, high < low): the live feed and the downloads apply the same rules.
     """
     if len(row) < 6:
         raise ValueError(f"REST kline {timeframe} at {open_time}: row too short: {_short(row)}")
@@ -236,7 +239,14 @@ def _to_candle(symbol: str, timeframe: str, open_time: int, row: Any) -> Candle:
                 f"REST kline {timeframe} at {open_time}: {name} is {raw!r} in row {_short(row)}"
             )
         values.append(value)
-    return Candle(symbol, timeframe, open_time, *values)
+    candle = Candle(symbol, timeframe, open_time, *values)
+    problem = candle_problem(candle)
+    if problem is not None:
+        raise ValueError(
+            f"REST kline {timeframe} at {open_time}: {problem[0]}: {problem[1]} "
+            f"in row {_short(row)}"
+        )
+    return candle
 
 
 def _number(raw: object) -> float | None:

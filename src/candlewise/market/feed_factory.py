@@ -28,7 +28,7 @@ from candlewise.market.candle_files import read_candle_file
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 from candlewise.market.validation import validate_frame
 from candlewise.store import candle_store
-from candlewise.store.error_log import record_error
+from candlewise.store.error_log import BAD_MARKET_DATA, record_error
 from candlewise.timeframes import MINUTE_MS
 
 FEEDS = ("simulated", "replay", "binance")
@@ -110,10 +110,11 @@ def plan_feed(
     from candlewise.market.live_feed import binance_plan  # imports ccxt/websockets lazily
 
     def bad_data(symbol: str | None, detail: str) -> None:
-        """Malformed exchange data is skipped by the feed and kept here for the error rate."""
+        """Bad exchange data is skipped by the feed and kept here: a feed data error, which the
+        error rate (system errors) does not count but the reports show apart."""
         if engine is not None:
             with engine.begin() as conn:
-                record_error(conn, "bad_market_data", detail, symbol=symbol, component="binance")
+                record_error(conn, BAD_MARKET_DATA, detail, symbol=symbol, component="binance")
 
     return binance_plan(cfg, symbols, engine, now_ms, duration_ms, on_bad_data=bad_data)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import threading
 import time
@@ -36,16 +37,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import ccxt
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from candlewise.clock import Clock, WallClock
 from candlewise.config import AppConfig
 from candlewise.market.backoff import Backoff
-from candlewise.market.binance_feed import BinanceFeed
+from candlewise.market.binance_feed import MAX_CLOCK_SKEW_MS, BinanceFeed
 from candlewise.market.binance_rest import BadDataCallback, load_spot_markets, make_exchange
 from candlewise.market.candle import Candle
 from candlewise.market.feed_factory import FeedPlan
 from candlewise.store import candle_store
+from candlewise.store.error_log import FUTURE_CANDLE_REMOVED, record_error
+from candlewise.store.timestamps import ms_to_text
+
+logger = logging.getLogger(__name__)
 
 _END = object()
 _POLL_S = 0.2
@@ -319,19 +324,38 @@ def binance_plan(
 
     Market data is public: no API keys are sent (with keys ccxt would also call private
     endpoints when loading markets). ``on_bad_data`` is handed to :class:`BinanceLiveFeed`.
+
+    Stored Binance candles that have not closed yet by ``clock`` (a kline stamped in the future,
+    accepted before the feed checked that) are removed first, each series with an ``error_log``
+    row: resuming after them would skip real minutes until the clock reached them.
     """
     exchange = make_exchange(cfg.exchange.rest_url)
     load_spot_markets(exchange, list(symbols))
+    clock = clock or WallClock()
     last: dict[str, int] = {}
     if engine is not None:
-        with engine.connect() as conn:
+        with engine.begin() as conn:
+            remove_future_candles(conn, symbols, clock.now_ms() + MAX_CLOCK_SKEW_MS)
             for symbol in symbols:
                 t = candle_store.last_open_time(conn, symbol, "1m")
                 if t is not None:
                     last[symbol] = t
-    clock = clock or WallClock()
     end = None if duration_ms is None else now_ms + duration_ms
     feed = BinanceLiveFeed(
         cfg.exchange.ws_url, exchange, symbols, last, clock, end, on_bad_data=on_bad_data
     )
     return FeedPlan(feed, clock, now_ms, end)
+
+
+def remove_future_candles(conn: Connection, symbols: Sequence[str], now_ms: int) -> int:
+    """Remove stored Binance candles closing after ``now_ms``; one error_log row per series."""
+    removed = candle_store.remove_unclosed(conn, symbols, BinanceLiveFeed.source, now_ms)
+    for symbol, timeframe, rows, first, last in removed:
+        detail = (
+            f"removed {rows} stored {symbol} {timeframe} candle(s) opening {ms_to_text(first)} to "
+            f"{ms_to_text(last)} UTC: not closed yet at {ms_to_text(now_ms)} UTC (klines stamped "
+            "in the future); the feed resumes after the last real candle"
+        )
+        logger.warning(detail)
+        record_error(conn, FUTURE_CANDLE_REMOVED, detail, symbol=symbol, component="binance")
+    return sum(r[2] for r in removed)

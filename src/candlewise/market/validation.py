@@ -102,6 +102,22 @@ def _content_problem(
     return None
 
 
+def candle_problem(candle: Candle) -> tuple[str, str] | None:
+    """(kind, detail) of the first content check ``candle`` fails, None when it is acceptable.
+
+    The rejection rules of the table above without the order checks: what a feed applies to one
+    candle from the exchange before emitting it (alignment, finite values, prices > 0, volume
+    >= 0, high >= low).
+    """
+    tf_ms = TIMEFRAME_MS.get(candle.timeframe)
+    if tf_ms is None:
+        return "unknown_timeframe", f"timeframe {candle.timeframe!r} is unknown"
+    t = candle.open_time
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+        return "misaligned_timestamp", f"open_time {t!r} is not an integer"
+    return _content_problem(int(t), tf_ms, _values(candle))
+
+
 def _range_repair(o: float, h: float, lo: float, c: float) -> tuple[float, float, str | None]:
     """Widen [low, high] to include open and close; detail is None when nothing changed."""
     new_h, new_l = max(h, o, c), min(lo, o, c)

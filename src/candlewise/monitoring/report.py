@@ -52,7 +52,9 @@ DEFINITIONS = {
     "sharpe": "annualised, from the symbol's realised P&L per hour (per day beyond 3 days)",
     "mode_share": "share of time in each mode between the symbol's first and last signal of "
     "the window",
-    "error_rate": "error_log rows / 1m candles handled (the health checks' definition)",
+    "error_rate": "system error_log rows / 1m candles handled (the health checks' definition)",
+    "feed_data_errors": "bad data from the exchange (skipped klines, rejected candles), "
+    "backfilled over REST; counted apart, not in error_rate",
     "candle_uptime": "share of the window's minutes whose 1m candle was handled",
     "flags": "the guide's underperformance signs: win rate below deployment.validation.win_rate, "
     "retrains per day above monitoring.excessive_retrains_per_day, error rate at or above "
@@ -216,6 +218,7 @@ def _system(
         "candle_uptime": _r(metrics.uptime),
         "error_rate": _r(metrics.error_rate),
         "errors": metrics.errors,
+        "feed_data_errors": metrics.feed_data_errors,
         "candle_events": metrics.events,
         "active_symbols": list(scope.active_symbols),
         "symbols": names,
@@ -292,6 +295,7 @@ def _symbol_report(
         },
         "error_rate": _r(m.error_rate),
         "errors": m.errors,
+        "feed_data_errors": m.feed_data_errors,
         "candle_events": m.events,
     }
 

@@ -63,6 +63,11 @@ def _system_lines(system: SystemStatus) -> list[str]:
         f"  Error Rate (1h): {fmt_pct(system.error_rate_1h)}",
         f"  Active Symbols: {len(scope.active_symbols)}",
     ]
+    if system.feed_data_errors_1h:  # the guide's lines stay as they are when there are none
+        lines.append(
+            f"  Feed Data Errors (1h): {system.feed_data_errors_1h} (bad exchange data, "
+            "backfilled; not in the error rate)"
+        )
     if scope.live and scope.candle_lag_s > LAG_NOTE_S:
         lag = fmt_duration(scope.candle_lag_s)
         lines.append(f"  Candle time: {scope.candle_time} UTC ({lag} behind now: replaying)")

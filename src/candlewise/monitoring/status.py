@@ -142,6 +142,8 @@ class SystemStatus:
     alerts_sent: int
     """Alerts delivered in the performance window."""
     window_hours: float
+    feed_data_errors_1h: int = 0
+    """Bad data from the exchange in the last hour: skipped and backfilled, not in the rate."""
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,15 @@ def read_status(
         )
     ).scalar_one()
     system = SystemStatus(
-        scope, database, uptime, hour.error_rate, hour.errors, hour.events, int(sent), hours
+        scope,
+        database,
+        uptime,
+        hour.error_rate,
+        hour.errors,
+        hour.events,
+        int(sent),
+        hours,
+        hour.feed_data_errors,
     )
     symbols = tuple(
         _symbol_status(conn, cfg, s, start, ref, scope.candle_time_ms, activity)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, Table, func, select
+from sqlalchemy import Connection, Engine, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from candlewise.market.candle import Candle
@@ -166,6 +166,38 @@ def last_open_time(conn: Connection, symbol: str, timeframe: str) -> int | None:
     )
     value = conn.execute(stmt).scalar_one()
     return int(value) if value is not None else None
+
+
+def remove_unclosed(
+    conn: Connection, symbols: Sequence[str], source: str, now_ms: int
+) -> list[tuple[str, str, int, int, int]]:
+    """Delete ``source``'s stored candles of ``symbols`` that close after ``now_ms``.
+
+    Such a candle cannot be real (its minute has not ended): a feed once accepted a kline
+    stamped in the future. Left in place it would be "the newest stored candle", after which a
+    resumed feed records nothing until the clock catches up. Returns (symbol, timeframe, rows,
+    first open time, last open time) of what was removed, for the error log.
+    """
+    c = candles.c
+    removed: list[tuple[str, str, int, int, int]] = []
+    for timeframe, length in TIMEFRAME_MS.items():
+        where = (
+            c.symbol.in_(list(symbols)),
+            c.timeframe == timeframe,
+            c.source == source,
+            c.open_time > now_ms - length,
+        )
+        stmt = (
+            select(c.symbol, func.count(), func.min(c.open_time), func.max(c.open_time))
+            .where(*where)
+            .group_by(c.symbol)
+            .order_by(c.symbol)
+        )
+        found = [(s, timeframe, int(n), int(a), int(b)) for s, n, a, b in conn.execute(stmt)]
+        if found:
+            conn.execute(delete(candles).where(*where))
+            removed += found
+    return removed
 
 
 def summary(engine: Engine) -> list[tuple[str, str, int, int, int]]:

@@ -11,6 +11,20 @@ from candlewise.secrets import redact
 from candlewise.store.tables import error_log
 from candlewise.store.timestamps import now_text
 
+#: A malformed or invalid message or row from the exchange, skipped by the live feed.
+BAD_MARKET_DATA = "bad_market_data"
+#: Stored candles of minutes that had not closed (klines stamped in the future), removed at start.
+FUTURE_CANDLE_REMOVED = "future_candle_removed"
+#: Feed data errors: bad data *from the market* (the exchange, a file), not failures of this
+#: system. Counted apart: a few garbage frames from Binance must not fail the error-rate
+#: criterion, which judges the system's own errors.
+FEED_DATA_ERROR_TYPES = (
+    BAD_MARKET_DATA,
+    FUTURE_CANDLE_REMOVED,
+    "candle_rejected",
+    "candle_repaired",
+)
+
 
 def record_error(
     conn: Connection,
