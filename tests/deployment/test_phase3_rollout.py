@@ -91,6 +91,7 @@ def test_after_a_rejected_phase1_phase3_names_it_and_when(workdir: Path) -> None
     assert _rows(workdir / "data" / "trading.db", "SELECT phase FROM deployments") == [(1,), (1,)]
 
 
+@pytest.mark.slow  # end to end: `make test-fast` leaves it out
 @pytest.mark.timeout(600)
 def test_after_an_approved_phase1_btc_is_continued_and_phase3_starts_now(workdir: Path) -> None:
     (workdir / "config.yaml").write_text(CONFIG)

@@ -23,6 +23,8 @@ from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import MINUTE_MS
 from candlewise.training import calibrate_signals, train_one
 
+pytestmark = pytest.mark.slow  # a real phase 1 and phase 3 in process (~40 s)
+
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 HOUR = 60 * MINUTE_MS
 CONFIG = """\
