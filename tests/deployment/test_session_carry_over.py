@@ -108,9 +108,10 @@ def test_phase3_continues_phase1s_account_and_adds_the_others_from_now(phase1: P
         still_open = {p.id for p in trade_store.open_positions(conn)}
         own = find_run(conn, "deployment", {"symbols": [BTC, ETH]})
         eth_first = conn.exec_driver_sql(
-            "SELECT MIN(timestamp) FROM timeframe_predictions WHERE symbol = ?", (ETH,)
+            "SELECT MIN(timestamp) FROM confidence_history WHERE symbol = ?", (ETH,)
         ).scalar()
     assert not {pid for pid, _, _ in held} & still_open  # the carried positions were exited
     assert own is not None and own.status == RUNNING  # phase 3's account, continuable
-    # ETH (never in phase 1) decides from phase 3's first minutes on: it starts now
+    # ETH (never in phase 1) decides from phase 3's first minutes on: it starts now (signals
+    # are stamped at their close; a prediction at its bar's open, which can precede the start)
     assert ms_to_text(outcome.start_ms) <= eth_first <= ms_to_text(outcome.start_ms + 5 * MINUTE_MS)
