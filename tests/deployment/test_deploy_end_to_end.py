@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.phase1_project import CONFIG as EAGER
+from tests.phase1_project import NO_VALIDATION
 from tests.store.guide_queries import GUIDE_QUERIES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,8 @@ def project(workdir: Path) -> Path:
 @pytest.mark.timeout(400)
 def test_phase1_runs_validates_stores_and_answers_the_guides_queries(project: Path) -> None:
     started = time.monotonic()
-    done = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--speed", "max", "--train-missing")
+    done = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--speed", "max", "--train-missing",
+                   *NO_VALIDATION)  # fmt: skip
     took = time.monotonic() - started
     out = done.stdout
     assert done.returncode in (0, 1), done.stderr[-2000:]  # APPROVED or REJECTED
@@ -154,7 +156,7 @@ def test_sigterm_stops_gracefully_and_the_next_start_continues_with_the_open_pos
     (project / "config.yaml").write_text(EAGER)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
-         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing"],
+         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing", *NO_VALIDATION],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -190,7 +192,10 @@ def test_sigterm_stops_gracefully_and_the_next_start_continues_with_the_open_pos
         con.close()
     assert len(still_open) == int(kept.group(1)) >= 1 and status == [("stopped",)]
 
-    again = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--duration", "1h", "--speed", "max")
+    again = _deploy(
+        "--phase", "1", "--symbol", "BTC/USDT", "--duration", "1h", "--speed", "max",
+        *NO_VALIDATION,
+    )  # fmt: skip
     assert again.returncode in (0, 1), again.stdout[-3000:] + again.stderr[-3000:]
     log = (project / "logs" / "production_deployment.log").read_text()
     assert "Continuing the state of deployment run" in log

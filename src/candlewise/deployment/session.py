@@ -54,6 +54,8 @@ class DeploymentRequest:
     speed: float | None
     """None: as fast as possible (simulated or replayed feeds only)."""
     files: tuple[Path, ...] = ()
+    validation_override: str | None = None
+    """Why phase 1 runs without an approved paper-trading validation (``--force --reason``)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class Deployment:
         self.engine, self.run_id, snapshot, self.cursor = self._engine()
         with store.begin() as conn:
             self.deployment_id = deployment_store.create_deployment(
-                conn, request.phase, self.symbols, self.run_id
+                conn, request.phase, self.symbols, self.run_id, request.validation_override
             )
         self.started_ms = self.plan.start_ms
         self.runner = EngineRunner(
