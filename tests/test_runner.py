@@ -89,7 +89,7 @@ def test_the_status_line_every_five_real_time_minutes_with_lag_trades_pnl_and_mo
     hooks.append(status.on_minute)
     runner.run(feed.candles(), DAY0)
     assert lines == [
-        f"Status: candle time 2025-01-01 00:{m:02d}:00 UTC (lag 0s) | 0 trades | P&L $0.00 | "
+        f"Status: candle time 2025-01-01 00:{m:02d}:00 UTC (lag 0.0s) | 0 trades | P&L $0.00 | "
         "BTC/USDT LEARNING, ETH/USDT LEARNING"
         for m in (5, 10)
     ]

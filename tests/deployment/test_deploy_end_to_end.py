@@ -66,6 +66,11 @@ def test_phase1_runs_validates_stores_and_answers_the_guides_queries(project: Pa
         assert line in out.splitlines(), line
     verdict = "APPROVED" if done.returncode == 0 else "REJECTED"
     assert f"Verdict: {verdict}" in out
+    lines = out.splitlines()
+    assert "Feed: simulated, full speed (--speed max; --speed 1 plays it in real time)" in lines
+    status = [line for line in lines if line.startswith("Status: candle time ")]
+    assert len(status) == 24, status  # every simulated hour at full speed
+    assert all(" UTC (full speed) | " in line and " | BTC/USDT " in line for line in status)
 
     db = project / "data" / "trading.db"
     con = sqlite3.connect(db)

@@ -75,7 +75,7 @@ class StatusLine:
         engine = self.engine
         pnl = engine.broker.equity() - self.equity0
         lag = max(0, self.clock_now() - now) / 1000
-        timing = "full speed" if self.speed is None else f"lag {lag:.0f}s"
+        timing = "full speed" if self.speed is None else f"lag {lag:.1f}s"
         modes = ", ".join(
             f"{s} {engine.modes.mode(s).value}"
             + (f" ({engine.stats.confidence[s]:.2%})" if s in engine.stats.confidence else "")
