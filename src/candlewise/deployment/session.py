@@ -93,21 +93,24 @@ class Deployment:
         self._rollback_asked = False  # seen in the store while waiting for a candle
         self._control_read_at = 0.0
         self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
-        # A simulated deployment plays [now - duration, now) of the seed's history, also where
-        # the store holds it already (the same candles): "the last 6 hours" are then real rows.
+        # A replayed simulated deployment plays [now - duration, now) of the seed's history, also
+        # where the store holds it already (the same candles): "the last 6 hours" are then real
+        # rows. In real time it runs live, continuing the stored history (see feed_factory).
+        realtime_sim = request.feed == "simulated" and request.speed == 1
         with store.connect() as conn:  # the account a stopped deployment left, if any
             newest = find_run(conn, RUN_KIND, {"symbols": self.symbols})
         self.previous = newest if newest is not None and newest.status == RUNNING else None
         duration = request.duration_ms
         last = self.previous.cursor_ms if self.previous is not None else None
-        if request.feed == "simulated" and duration is not None and last is not None:
+        replayed_sim = request.feed == "simulated" and not realtime_sim
+        if replayed_sim and duration is not None and last is not None:
             # continue after what the stopped deployment handled, never replay it twice
             duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
         self.plan: FeedPlan = plan_feed(
             request.feed,
             cfg,
             self.symbols,
-            engine=None if request.feed == "simulated" else store,
+            engine=None if request.feed == "simulated" and not realtime_sim else store,
             now_ms=now_ms,
             duration_ms=duration,
             speed=request.speed,
