@@ -6,29 +6,13 @@ the monitor's report."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
-import pytest
-
 from candlewise.cli.main import run
-from tests.deployment.conftest import World
 
 FIX = "Hint: run 'python run_paper_trading_validation.py --duration 48'; or deploy without one"
 PHASE1_2H = ["deploy", "--phase", "1", "--symbol", "BTC/USDT", "--duration", "2h", "--speed", "max"]
-
-
-@pytest.fixture
-def project(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the shared store and models, as the current project folder."""
-    root = tmp_path / "project"
-    world.store.dispose()  # everything in the main file before it is copied
-    shutil.copytree(world.root, root, ignore=shutil.ignore_patterns("logs"))
-    config = (world.root / "config.yaml").read_text().replace(world.root.as_posix(), str(root))
-    (root / "config.yaml").write_text(config)
-    monkeypatch.chdir(root)
-    return root
 
 
 def _validation(root: Path, verdict: str, hours: int) -> Path:
