@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOL = "BTC/USDT"
 HOURS = 8
+#: Phase 1 requires an approved 48-hour paper-trading validation; these projects have none.
+NO_VALIDATION = ("--force", "--reason", "test project: no paper-trading validation")
 
 CONFIG = """\
 symbols: [BTC/USDT]
@@ -39,7 +41,7 @@ def build_phase1_project(root: Path) -> Path:
                    cwd=root, check=True, capture_output=True, timeout=180)  # fmt: skip
     done = subprocess.run(
         [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol", SYMBOL,
-         "--duration", f"{HOURS}h", "--speed", "max", "--train-missing"],
+         "--duration", f"{HOURS}h", "--speed", "max", "--train-missing", *NO_VALIDATION],
         cwd=root, capture_output=True, text=True, timeout=400,
     )  # fmt: skip
     if done.returncode not in (0, 1):  # APPROVED or REJECTED: both leave a filled store

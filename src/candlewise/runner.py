@@ -137,20 +137,31 @@ class EngineRunner:
         self._saved = (time.monotonic(), cursor)
         self.engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
         current: int | None = None  # close time of the minute being handled
+        ended = False  # whether that minute has been ended already
+        seen = 0  # candles of that minute handled
+        # A paced or live feed waits a minute for the next minute's first candle: it ends a
+        # minute as soon as every symbol's candle of it is in, so that the engine keeps up with
+        # the clock within the time it takes to handle them (a missing candle: the next minute
+        # ends it, as in a replay).
+        complete = len(self.aggregators) if not self.read_ahead else 0
         origin = cursor if start is None else start
         for block in self._blocks(iter(candles)):
             for candle in block:
                 if candle.close_time != current:
-                    if current is not None:
+                    if current is not None and not ended:
                         self._end_minute(current)
-                    current = candle.close_time
+                    current, ended, seen = candle.close_time, False, 0
                     if progress and (current // MINUTE_MS) % 1000 == 0:
                         progress("replaying", (current - origin) // MINUTE_MS, total_minutes)
                 closed = [candle, *self.aggregators[candle.symbol].add(candle)]
                 if self.candle_source is not None:
                     self.engine.outbox.candles(closed, self.candle_source)
                 self.engine.on_candles(closed)
-        if current is not None:
+                seen += 1
+                if seen == complete:
+                    ended = True
+                    self._end_minute(current)
+        if current is not None and not ended:
             self.engine.end_minute(current)
             if self.on_minute:
                 self.on_minute(current)

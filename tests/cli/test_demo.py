@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -10,11 +11,16 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
+from candlewise.store.timestamps import text_to_ms
 from tests.store.guide_queries import GUIDE_QUERIES
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _minutes(start: str, end: str) -> int:
+    return (text_to_ms(end) - text_to_ms(start)) // 60_000
 
 
 @pytest.mark.timeout(600)
@@ -33,13 +39,31 @@ def test_demo_trains_validates_runs_phase1_and_every_guide_query_runs(
     con = sqlite3.connect(workdir / "data" / "trading.db")
     try:
         results = [con.execute(q).fetchall() for q in GUIDE_QUERIES]
-        stored = con.execute("SELECT verdict FROM deployments WHERE phase = 1").fetchall()
+        stored = con.execute(
+            "SELECT verdict, validation_override, report_path FROM deployments WHERE phase = 1"
+        ).fetchall()
     finally:
         con.close()
     assert results[0] == [("ok",)]
     assert dict(results[1])["BTC/USDT"] >= 345_600
-    assert stored == [(verdict[1],)]
-    assert len(list((workdir / "validation_results").glob("*.json"))) == 1
+    ((phase1_verdict, override, report_path),) = stored
+    assert phase1_verdict == verdict[1]
+    (validation_file,) = (workdir / "validation_results").glob("*.json")
+    # the validation replays the two hours before phase 1's, never the same simulated hours
+    validated = json.loads(validation_file.read_text())["window"]
+    deployed = json.loads((workdir / report_path).read_text())["window"]
+    assert validated["end"] <= deployed["start"]
+    assert _minutes(validated["start"], validated["end"]) == 120
+    assert _minutes(validated["end"], deployed["start"]) < 10  # the time the demo took between
+    # REJECTED, or APPROVED on two hours, not the guide's 48: phase 1 is forced, saying why, on
+    # screen and stored
+    assert override in (
+        "demo on the simulated market: the newest paper-trading validation was not approved",
+        "demo on the simulated market: the guide asks for a 48-hour validation; the newest one "
+        "covers 2 hours",
+    )
+    assert f'the demo runs phase 1 with --force --reason "{override}"' in out
+    assert f"⚠️  Deploying without an approved paper-trading validation (--force): {override}" in out
     assert "PRODUCTION MONITOR - " in out and "📈 BTC/USDT" in out  # the monitor's screen
     reports = list((workdir / "production_reports").glob("report_*.json"))
     assert len(reports) == 1 and f"Report: production_reports/{reports[0].name}" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +65,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         assert train_one(store, registry, cfg, "BTC/USDT", tf).ok
     yield World(root, cfg, store)
     store.dispose()
+
+
+@pytest.fixture
+def project(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the shared store and models, as the current project folder."""
+    root = tmp_path / "project"
+    world.store.dispose()  # everything in the main file before it is copied
+    shutil.copytree(world.root, root, ignore=shutil.ignore_patterns("logs"))
+    config = (world.root / "config.yaml").read_text().replace(world.root.as_posix(), str(root))
+    (root / "config.yaml").write_text(config)
+    monkeypatch.chdir(root)
+    return root

@@ -24,6 +24,7 @@ from tests.market.binance_servers import (
     make_series,
     ws_server_thread,
 )
+from tests.phase1_project import NO_VALIDATION
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
@@ -53,7 +54,7 @@ def live_phase1(workdir: Path) -> Iterator[subprocess.Popen[str]]:
         subprocess.run(download, check=True, capture_output=True, timeout=120)
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
-             "BTC/USDT", "--feed", "binance", "--train-missing"],
+             "BTC/USDT", "--feed", "binance", "--train-missing", *NO_VALIDATION],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip

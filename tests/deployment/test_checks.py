@@ -321,6 +321,9 @@ class _Metrics:
     transitions_per_hour = 0.5
 
 
+WINDOW_48H = {"window": {"start": "2026-01-01 00:00:00", "end": "2026-01-03 00:00:00"}}
+
+
 def test_paper_validation_files(tmp_path: Path) -> None:
     folder = tmp_path / "validation_results"
     none = check_paper_validation(folder)
@@ -332,7 +335,7 @@ def test_paper_validation_files(tmp_path: Path) -> None:
     folder.mkdir()
     thresholds = AppConfig().deployment.validation
     approved = folder / "validation_20260101_120000.json"
-    approved.write_text(json.dumps(validate(_Metrics(), thresholds).as_dict()))
+    approved.write_text(json.dumps({**validate(_Metrics(), thresholds).as_dict(), **WINDOW_48H}))
     (folder / "notes.json").write_text("{not json")
     ok = check_paper_validation(folder)
     assert ok.ok
@@ -340,7 +343,7 @@ def test_paper_validation_files(tmp_path: Path) -> None:
     _Metrics.pnl = -1.0
     _Metrics.error_rate = 0.2
     rejected = folder / "validation_20260102_120000.json"
-    rejected.write_text(json.dumps(validate(_Metrics(), thresholds).as_dict()))
+    rejected.write_text(json.dumps({**validate(_Metrics(), thresholds).as_dict(), **WINDOW_48H}))
     later = approved.stat().st_mtime + 10
     os.utime(rejected, (later, later))
     os.utime(folder / "notes.json", (later + 10, later + 10))
@@ -349,3 +352,32 @@ def test_paper_validation_files(tmp_path: Path) -> None:
     assert newest.line == (
         f"⚠️  Paper trading validation: REJECTED ({rejected.as_posix()}, 3/5 criteria)"
     )
+
+
+def test_an_approved_validation_shorter_than_the_guides_48_hours_does_not_count(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "validation_results"
+    folder.mkdir()
+    good = validate(_Passing(), AppConfig().deployment.validation).as_dict()
+    short = folder / "validation_20260101_120000.json"
+    window = {"start": "2026-01-01 00:00:00", "end": "2026-01-02 00:00:00"}
+    short.write_text(json.dumps({**good, "window": window}))
+    result = check_paper_validation(folder)
+    assert not result.ok
+    assert result.line == (
+        f"⚠️  Paper trading validation: APPROVED on 24 hours only ({short.as_posix()}, 5/5 criteria)"
+    )
+    assert result.problem == (
+        "the guide asks for a 48-hour validation; the newest one covers 24 hours"
+    )
+    assert result.fix == "run 'python run_paper_trading_validation.py --duration 48'"
+    short.write_text(json.dumps(good))  # a result that does not say what it covers
+    assert "APPROVED on an unknown window only" in check_paper_validation(folder).line
+    short.write_text(json.dumps({**good, **WINDOW_48H}))
+    assert check_paper_validation(folder).ok
+
+
+class _Passing(_Metrics):
+    pnl = 100.0
+    error_rate = 0.01

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.phase1_project import CONFIG as EAGER
+from tests.phase1_project import NO_VALIDATION
 from tests.store.guide_queries import GUIDE_QUERIES
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
@@ -49,7 +50,8 @@ def project(workdir: Path) -> Path:
 
 @pytest.mark.timeout(400)
 def test_phase1_runs_validates_stores_and_answers_the_guides_queries(project: Path) -> None:
-    done = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--speed", "max", "--train-missing")
+    done = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--speed", "max", "--train-missing",
+                   *NO_VALIDATION)  # fmt: skip
     out = done.stdout
     assert done.returncode in (0, 1), done.stderr[-2000:]  # APPROVED or REJECTED
     for line in ("PHASE 1: SINGLE SYMBOL DEPLOYMENT", "Symbol: BTC/USDT", "Duration: 24 hours",
@@ -64,6 +66,11 @@ def test_phase1_runs_validates_stores_and_answers_the_guides_queries(project: Pa
         assert line in out.splitlines(), line
     verdict = "APPROVED" if done.returncode == 0 else "REJECTED"
     assert f"Verdict: {verdict}" in out
+    lines = out.splitlines()
+    assert "Feed: simulated, full speed (--speed max; --speed 1 plays it in real time)" in lines
+    status = [line for line in lines if line.startswith("Status: candle time ")]
+    assert len(status) == 24, status  # every simulated hour at full speed
+    assert all(" UTC (full speed) | " in line and " | BTC/USDT " in line for line in status)
 
     db = project / "data" / "trading.db"
     con = sqlite3.connect(db)
@@ -155,7 +162,7 @@ def test_sigterm_stops_gracefully_and_the_next_start_continues_with_the_open_pos
     (project / "config.yaml").write_text(EAGER)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
-         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing"],
+         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing", *NO_VALIDATION],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -191,7 +198,10 @@ def test_sigterm_stops_gracefully_and_the_next_start_continues_with_the_open_pos
         con.close()
     assert len(still_open) == int(kept.group(1)) >= 1 and status == [("stopped",)]
 
-    again = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--duration", "1h", "--speed", "max")
+    again = _deploy(
+        "--phase", "1", "--symbol", "BTC/USDT", "--duration", "1h", "--speed", "max",
+        *NO_VALIDATION,
+    )  # fmt: skip
     assert again.returncode in (0, 1), again.stdout[-3000:] + again.stderr[-3000:]
     log = (project / "logs" / "production_deployment.log").read_text()
     assert "Continuing the state of deployment run" in log

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from candlewise.engine import EQUITY_SAMPLE_MINUTES
 from candlewise.store.timestamps import ms_to_text
-from tests.phase1_project import CONFIG
+from tests.phase1_project import CONFIG, NO_VALIDATION
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
@@ -53,7 +53,7 @@ def test_metrics_of_a_running_deployment_match_the_store(workdir: Path) -> None:
                    check=True, capture_output=True, timeout=180)  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
-         "BTC/USDT", "--duration", "4h", "--speed", "240", "--train-missing"],
+         "BTC/USDT", "--duration", "4h", "--speed", "240", "--train-missing", *NO_VALIDATION],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,33 @@ def test_bad_duration_and_speed() -> None:
     assert parse_speed("max") is None and parse_speed("60") == 60.0
     with pytest.raises(ValueError, match="invalid speed"):
         parse_speed("fast-ish")
+
+
+def test_a_real_time_simulated_feed_is_live_and_first_catches_up_what_the_store_lacks(
+    sqlite_engine: Engine,
+) -> None:
+    from candlewise.ingest import CandleRecorder
+
+    now = int(time.time() * 1000)
+    minute = now - now % 60_000
+    earlier = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=now - 12 * 60_000,
+                        duration_ms=3_600_000, speed=None)  # fmt: skip
+    recorder = CandleRecorder(sqlite_engine, SYMS, earlier.feed.source)
+    for candle in earlier.feed.candles():  # a deployment that ended 12 minutes ago
+        recorder.add(candle)
+    recorder.flush()
+    plan = plan_feed("simulated", AppConfig(), SYMS, engine=sqlite_engine, now_ms=now,
+                     duration_ms=6 * 3_600_000, speed=1.0)  # fmt: skip
+    assert plan.start_ms == minute - 12 * 60_000  # right after the stored candles
+    assert plan.end_ms == minute + 6 * 3_600_000  # then six hours from now, live
+    assert 0 <= plan.clock.now_ms() - now < 60_000  # its clock is the wall clock
+    candles = plan.feed.candles()
+    caught_up = [next(candles) for _ in range(2 * 12)]  # the 12 missed minutes, without waiting
+    assert all(c.close_time <= plan.clock.now_ms() for c in caught_up)
+    assert caught_up == list(
+        plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=now, duration_ms=12 * 60_000,
+                  speed=None).feed.candles()
+    )  # fmt: skip  # the same history as a replay of those minutes
+    fresh = plan_feed("simulated", AppConfig(), SYMS, engine=None, now_ms=now,
+                      duration_ms=3_600_000, speed=1.0)  # fmt: skip
+    assert (fresh.start_ms, fresh.end_ms) == (minute, minute + 3_600_000)  # nothing stored: now

@@ -1,16 +1,18 @@
 """``candlewise demo`` (what ``make demo`` runs): the guide's flow on the embedded defaults.
 
 Simulated history for BTC/USDT, its six models trained on the candles known before the
-deployment window, a paper-trading validation (in its own sandbox), phase 1 for a simulated
-day at ``--speed max`` with its verdict, then the guide's SQL queries, the monitor's screen and
-a 24-hour report on the result. No network,
-no keys. A demo replays the last simulated day: run again, it first moves the previous demo's
+validation window, a paper-trading validation (in its own sandbox) of the simulated day before
+phase 1's, phase 1 for the last simulated day at ``--speed max`` with its verdict (forced, and
+saying why, when the validation is not the approved 48 hours the guide requires), then the
+guide's SQL queries, the monitor's screen and a 24-hour report on the result. No network, no
+keys. A demo replays the last simulated day: run again, it first moves the previous demo's
 database and models to ``backups/`` (nothing is lost), since replaying the same hours into the
 same store would count their trades twice.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated
 
@@ -59,19 +61,25 @@ def demo(
     _set_aside_previous_demo(ctx)
 
     console.rule("1. Simulated history")
-    data_cmd.simulate(symbols=SYMBOL, days=HISTORY_DAYS, seed=None, config=config, db=None)
+    days = max(HISTORY_DAYS, 232 + math.ceil(2 * hours / 24))  # 1d warm-up + both windows
+    data_cmd.simulate(symbols=SYMBOL, days=days, seed=None, config=config, db=None)
 
-    console.rule("2. Models, trained on what precedes the deployment window")
+    console.rule("2. Models, trained on what precedes the validation window")
     now = int(time.time() * 1000)
-    window_start = now - now % 60_000 - duration_ms
-    _train(ctx, window_start)
+    window_start = now - now % 60_000 - duration_ms  # phase 1 replays [window_start, now)
+    validation_start = window_start - duration_ms  # the validation the hours before
+    _train(ctx, validation_start)
 
-    console.rule(f"3. Paper-trading validation ({duration}, simulated, --speed max)")
-    run_paper_validation(ctx, [SYMBOL], "simulated", duration_ms, None, console.print)
+    console.rule(f"3. Paper-trading validation ({duration} before phase 1's, simulated, "
+                 "--speed max)")  # fmt: skip
+    run_paper_validation(
+        ctx, [SYMBOL], "simulated", duration_ms, None, console.print, end_ms=window_start
+    )
 
     console.rule(f"4. Phase 1 ({duration}, simulated, --speed max)")
+    reason = _force_reason(ctx)
     options = PhaseOptions(phase=1, symbol=SYMBOL, duration=duration, feed="simulated",
-                           speed="max")  # fmt: skip
+                           speed="max", force_reason=reason)  # fmt: skip
     code = run_phase(ctx, options, console.print)
     if code == 2:
         raise typer.Exit(2)
@@ -94,6 +102,23 @@ def demo(
         "python deploy_production.py --phase 3 --approve (after an APPROVED phase 1), "
         "tail -f logs/production_deployment.log"
     )
+
+
+def _force_reason(ctx: AppContext) -> str | None:
+    """Phase 1 needs an approved 48-hour validation; a demo validates its own (shorter) window,
+    so it deploys with ``--force --reason`` when that is not enough, and says so."""
+    from candlewise.deployment.checks import check_paper_validation
+
+    check = check_paper_validation(ctx.config.paths.validation_dir)
+    if check.ok:
+        return None
+    reason = f"demo on the simulated market: {check.problem}"
+    console.print(
+        f"No approved 48-hour paper-trading validation: the demo runs phase 1 with --force "
+        f'--reason "{reason}"',
+        markup=False,
+    )
+    return reason
 
 
 def _train(ctx: AppContext, known_at_ms: int) -> None:

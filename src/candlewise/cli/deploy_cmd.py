@@ -1,6 +1,7 @@
 """``python deploy_production.py`` (= ``candlewise deploy``): the guide's phased rollout.
 
-``--phase 1 --symbol S``: banner, the five pre-deployment checks, the components, the
+``--phase 1 --symbol S``: banner, the five pre-deployment checks and the approved paper-trading
+validation it requires (or ``--force --reason``), the components, the
 deployment for ``--duration`` (default ``deployment.phase1_duration``) with health checks, then
 the validation block, stored in ``deployments`` and ``production_reports/phase1_<stamp>.json``.
 ``--phase 3``: every configured symbol, only after an approved phase 1 (or ``--force
@@ -43,7 +44,12 @@ def deploy(
         bool, typer.Option("--approve", help="Phase 3: the operator approves phase 1's result.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Phase 3 without an approved phase 1 (with --reason).")
+        bool,
+        typer.Option(
+            "--force",
+            help="Phase 1 without an approved 48-hour paper-trading validation, phase 3 without "
+            "an approved phase 1 (with --reason, recorded with the deployment).",
+        ),
     ] = False,
     reason: Annotated[str | None, typer.Option("--reason", help="Why --force.")] = None,
     stagger: Annotated[

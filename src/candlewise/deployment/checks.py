@@ -16,7 +16,8 @@ command that fixes it. The five checks, in the guide's order:
    exchange's markets, the guide's "Test API connectivity") and continues the stored history.
 
 :func:`check_paper_validation` tells whether ``validation_results/`` holds an approved paper-
-trading validation: a line for the pre-checks output, not one of the five.
+trading validation of at least 48 hours (the guide's prerequisite): a line for the pre-checks
+output, not one of the five; phase 1 refuses to start without it unless ``--force --reason``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -42,11 +44,14 @@ from candlewise.secrets import Secrets
 from candlewise.signals.calibration_file import calibration_path
 from candlewise.store import candle_store
 from candlewise.store.db import safe_url, sqlite_path
+from candlewise.store.timestamps import text_to_ms
 from candlewise.symbols import symbol_problem
 from candlewise.training import candles_needed
 
 TRAIN_SCRIPT = "python src/multi_currency_system.py --train"
 VALIDATION_SCRIPT = "python run_paper_trading_validation.py --duration 48"
+#: The guide's prerequisite: "48-hour validation passed".
+MIN_VALIDATION_HOURS = 48
 #: How many quick_check lines a failure shows.
 _SHOWN_PROBLEMS = 3
 
@@ -395,11 +400,23 @@ def check_paper_validation(directory: str | Path) -> CheckResult:
         met = data.get("criteria_met")
         total = data.get("criteria_total", 5)
         counted = f", {met}/{total} criteria" if isinstance(met, int) else ""
-        if data["verdict"] == APPROVED:
+        hours = _window_hours(data)
+        if data["verdict"] == APPROVED and hours is not None and hours >= MIN_VALIDATION_HOURS:
             return CheckResult(
                 "paper_validation",
                 True,
                 f"✓ Paper trading validation: APPROVED ({path.as_posix()}{counted})",
+            )
+        if data["verdict"] == APPROVED:
+            covered = "an unknown window" if hours is None else f"{hours:g} hours"
+            return CheckResult(
+                "paper_validation",
+                False,
+                f"⚠️  Paper trading validation: APPROVED on {covered} only "
+                f"({path.as_posix()}{counted})",
+                f"the guide asks for a {MIN_VALIDATION_HOURS}-hour validation; the newest one "
+                f"covers {covered}",
+                run_it,
             )
         return CheckResult(
             "paper_validation",
@@ -415,3 +432,12 @@ def check_paper_validation(directory: str | Path) -> CheckResult:
         "no approved paper-trading validation result",
         run_it,
     )
+
+
+def _window_hours(data: dict[str, Any]) -> float | None:
+    """Hours of candle time a result covers (its ``window``), None when it does not say."""
+    window = data.get("window")
+    try:
+        return (text_to_ms(window["end"]) - text_to_ms(window["start"])) / 3_600_000
+    except (TypeError, KeyError, ValueError):
+        return None

@@ -39,13 +39,20 @@ def run_paper_validation(
     duration_ms: int,
     speed: float | None,
     out: Out,
+    *,
+    end_ms: int | None = None,
 ) -> int:
+    """Paper trading over ``[end - duration, end)``; ``end_ms`` defaults to now (a demo ends
+    it where its phase 1 starts, so that the two never replay the same simulated hours). A
+    simulated feed in real time runs live instead, ``[now, now + duration)``."""
     cfg = ctx.config
     stamp = datetime.now(tz=UTC).strftime("%Y%m%d_%H%M%S")
     results_dir = Path(cfg.paths.validation_dir)
     sandbox = results_dir / stamp
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000) if end_ms is None else end_ms
     start = now - now % MINUTE_MS - duration_ms
+    if feed == "simulated" and speed == 1:  # real time: the simulated exchange runs from now on
+        start = now - now % MINUTE_MS
     out("=" * 80)
     out("PAPER TRADING VALIDATION")
     out("=" * 80)

@@ -28,6 +28,7 @@ from candlewise.deployment.health import (
 )
 from candlewise.deployment.metrics import HOUR_MS, window_metrics
 from candlewise.deployment.phase3_gate import Phase3Approval, approve_phase3
+from candlewise.deployment.progress import StatusLine, feed_line
 from candlewise.deployment.session import Deployment, DeploymentOutcome, DeploymentRequest
 from candlewise.deployment.validation import (
     feed_data_errors_line,
@@ -110,14 +111,20 @@ def _phase1(
         RULE,
         f"Symbol: {symbol}",
         f"Duration: {human_duration(duration)}",
+        feed_line(feed, speed),
         f"Start Time: {datetime.now(tz=UTC).strftime('%Y-%m-%d %H:%M:%S')}",
         RULE,
         "",
     ):
         _say(out, line)
-    if not _pre_checks(ctx, [symbol], feed, out, opt.train_missing, duration_ms=duration):
+    checks = _pre_checks(
+        ctx, [symbol], feed, out, opt.train_missing, duration_ms=duration,
+        force_reason=opt.force_reason,
+    )  # fmt: skip
+    if not checks:
         return 2
-    request = DeploymentRequest(1, (symbol,), feed, duration, speed)
+    override = None if checks is True else opt.force_reason
+    request = DeploymentRequest(1, (symbol,), feed, duration, speed, validation_override=override)
     outcome, deployment = _deploy(ctx, request, out, [symbol], announce_monitoring=duration)
     if outcome.status != deployment_store.COMPLETED:
         return _stopped(ctx, outcome, deployment, out)
@@ -188,10 +195,21 @@ def _pre_checks(
     train_missing: bool,
     quiet: bool = False,
     duration_ms: int | None = None,
-) -> bool:
-    from candlewise.deployment.checks import check_paper_validation, render_checks, run_checks
+    force_reason: str | None = None,
+) -> bool | str:
+    """The five checks (False: one failed) and, unless ``quiet`` (phase 3), the approved paper-
+    trading validation phase 1 requires: without one it refuses (UserError) unless forced,
+    then returns ``"forced"``."""
+    from candlewise.deployment.checks import (
+        MIN_VALIDATION_HOURS,
+        check_paper_validation,
+        render_checks,
+        run_checks,
+    )
 
-    if train_missing:
+    validation = None if quiet else check_paper_validation(ctx.config.paths.validation_dir)
+    refused = validation is not None and not validation.ok and force_reason is None
+    if train_missing and not refused:  # no training for a deployment that will not start
         known_at = None
         if feed == "simulated" and duration_ms is not None:  # train on what precedes the window
             now = int(time.time() * 1000)
@@ -207,15 +225,24 @@ def _pre_checks(
         secrets=ctx.secrets,
     )
     failed = [r for r in results if not r.ok]
-    extra = [] if quiet else [check_paper_validation(ctx.config.paths.validation_dir)]
     if not quiet or failed:
-        for line in render_checks(results, extra):
+        for line in render_checks(results, [] if validation is None else [validation]):
             _say(out, line)
-    if failed:
+    if failed and not refused:
         return False
+    if validation is not None and not validation.ok:
+        if refused:
+            raise UserError(
+                f"phase 1 needs an approved {MIN_VALIDATION_HOURS}-hour paper-trading validation "
+                f"(the guide's prerequisite): {validation.problem}",
+                f'{validation.fix}; or deploy without one with --force --reason "..." '
+                "(recorded with the deployment and shown in its reports)",
+            )
+        _say(out, f"⚠️  Deploying without an approved paper-trading validation (--force): "
+                  f"{force_reason}")  # fmt: skip
     if not quiet:
         _say(out, "")
-    return True
+    return "forced" if validation is not None and not validation.ok else True
 
 
 def _train_missing(
@@ -263,6 +290,7 @@ def _deploy(
 
         def on_minute(deployment: Deployment, now: int) -> None:
             monitor.on_minute(deployment, now)
+            status.on_minute(now)
             if metrics is not None:
                 metrics.observe(deployment.engine, now, deployment.plan.clock.now_ms())
 
@@ -275,6 +303,10 @@ def _deploy(
             on_minute=on_minute,
         )
         deployment.engine.alert = alerts.raise_alert
+        status = StatusLine(
+            deployment.engine, deployment.symbols, deployment.started_ms, request.speed,
+            deployment.plan.clock.now_ms, lambda line: _say(out, line),
+        )  # fmt: skip
         _say(out, "✓ Components initialized")
         for i, symbol in enumerate(symbols):
             if carry_over and symbol in deployment.carried:  # continued, not redeployed
@@ -410,6 +442,7 @@ def _validate(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deploymen
         "symbols": deployment.symbols,
         "window": {"start": ms_to_text(outcome.start_ms), "end": ms_to_text(outcome.end_ms)},
         "metrics": metrics.as_dict(),
+        "validation_override": deployment.request.validation_override,
         **result.as_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

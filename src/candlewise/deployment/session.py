@@ -63,6 +63,8 @@ class DeploymentRequest:
     continues: tuple[str, ...] = ()
     """Symbols of an earlier phase whose account this deployment carries on (phase 3: phase
     1's), when these symbols have no stopped deployment of their own."""
+    validation_override: str | None = None
+    """Why phase 1 runs without an approved paper-trading validation (``--force --reason``)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,7 @@ class Deployment:
         self.engine, self.run_id, snapshot, self.cursor = self._engine()
         with store.begin() as conn:
             self.deployment_id = deployment_store.create_deployment(
-                conn, request.phase, self.symbols, self.run_id
+                conn, request.phase, self.symbols, self.run_id, request.validation_override
             )
         self.started_ms = self.plan.start_ms
         self.runner = EngineRunner(
@@ -162,22 +164,25 @@ class Deployment:
         request, cfg = self.request, self.cfg
         duration = request.duration_ms
         last = self.previous.cursor_ms if self.previous is not None else None
+        # In real time the simulated exchange is live: it continues the stored history up to now
+        # and runs on the wall clock from there (see feed_factory), whichever the phase.
+        replayed_sim = request.feed == "simulated" and request.speed != 1
         start = None
-        if request.from_now and request.feed == "simulated":
+        if request.from_now and replayed_sim:
             start = max(now_ms, last or 0)  # its minute's candle is the first
         elif request.from_now and request.feed == "replay" and last is not None:
             start = last
-        elif request.feed == "simulated" and duration is not None and last is not None:
+        elif replayed_sim and duration is not None and last is not None:
             # continue after what the stopped deployment handled, never replay it twice
             duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
         end = None
-        if start is not None and duration is not None and request.feed == "simulated":
+        if start is not None and duration is not None and replayed_sim:
             end = start - start % MINUTE_MS + duration
         return plan_feed(
             request.feed,
             cfg,
             self.symbols,
-            engine=None if request.feed == "simulated" else self.store,
+            engine=None if replayed_sim else self.store,
             now_ms=now_ms,
             duration_ms=duration,
             speed=request.speed,

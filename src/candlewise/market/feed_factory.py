@@ -1,10 +1,14 @@
 """Choosing and building a feed from config and command-line options.
 
-Time windows: a simulated feed covers ``[now - duration, now)`` so that a simulated day ends at
-the present moment (the guide's ``datetime('now', '-6 hours')`` queries then find its last six
-hours); ``--speed max`` plays it at once, ``--speed 60`` one simulated minute per wall second.
-Given ``start_ms`` (a phase 3 starts now), it covers ``[start, end_ms)`` from that minute,
-open-ended without ``end_ms``, on a clock that reads ``start_ms``.
+Time windows: a simulated feed replayed (``--speed max`` at once, ``--speed 60`` one simulated
+minute per wall second) covers ``[now - duration, now)`` so that a simulated day ends at the
+present moment (the guide's ``datetime('now', '-6 hours')`` queries then find its last six
+hours). Given ``start_ms`` (a phase 3 starts now), it covers ``[start, end_ms)`` from that minute,
+open-ended without ``end_ms``, on a clock that reads ``start_ms``. In real time (``--speed 1``,
+no ``start_ms``) the simulated exchange is live instead, on the wall clock:
+``[now, now + duration)``, preceded by the minutes the store lacks since its newest candle (up
+to a duration back), handled at once, so that a deployment continues its history without a gap
+and never runs behind the wall clock.
 A replay covers ``--from``/``--to`` or the last ``duration`` of stored data. Binance is live from
 now for ``duration`` of wall-clock time.
 """
@@ -85,6 +89,8 @@ def plan_feed(
 ) -> FeedPlan:
     if name not in FEEDS:
         raise UserError(f"unknown feed {name!r}", f"use one of: {', '.join(FEEDS)}")
+    if name == "simulated" and speed == 1 and start_ms is None:
+        return _live_simulated(cfg, symbols, engine, now_ms, duration_ms, record_regimes)
     if name == "simulated":
         end: int | None = floor_minute(now_ms)
         if start_ms is None:
@@ -119,11 +125,38 @@ def plan_feed(
     return binance_plan(cfg, symbols, engine, now_ms, duration_ms, on_bad_data=bad_data)
 
 
-def _after_stored(engine: Engine, symbols: Sequence[str], start: int) -> int:
-    """Start after the newest stored 1m candle: the seed's history continues from there."""
+def _live_simulated(
+    cfg: AppConfig,
+    symbols: Sequence[str],
+    engine: Engine | None,
+    now_ms: int,
+    duration_ms: int | None,
+    record_regimes: bool,
+) -> FeedPlan:
+    """The simulated exchange in real time (see the module doc); ``duration_ms`` None: until
+    stopped. Its clock reads the wall clock from ``now_ms`` on."""
+    now = floor_minute(now_ms)
+    start = now
+    newest = _newest_stored(engine, symbols) if engine is not None else None
+    if newest is not None:
+        back = duration_ms if duration_ms is not None else 24 * 60 * MINUTE_MS
+        start = min(now, max(now - back, newest + MINUTE_MS))
+    end = None if duration_ms is None else now + floor_minute(duration_ms)
+    clock = ScaledClock(now_ms, 1.0)
+    feed = SimulatedFeed(list(symbols), cfg.data.seed, start, clock, end,
+                         record_regimes=record_regimes)  # fmt: skip
+    return FeedPlan(feed, clock, start, end)
+
+
+def _newest_stored(engine: Engine, symbols: Sequence[str]) -> int | None:
     with engine.connect() as conn:
         last = [candle_store.last_open_time(conn, s, "1m") for s in symbols]
-    newest = max((t for t in last if t is not None), default=None)
+    return max((t for t in last if t is not None), default=None)
+
+
+def _after_stored(engine: Engine, symbols: Sequence[str], start: int) -> int:
+    """Start after the newest stored 1m candle: the seed's history continues from there."""
+    newest = _newest_stored(engine, symbols)
     return max(start, newest + MINUTE_MS) if newest is not None else start
 
 

@@ -150,6 +150,13 @@ def summary_lines(report: dict[str, Any], path: Path | None = None) -> list[str]
         f"transitions ({system['mode_transitions']['per_hour']:.2f}/hour, busiest symbol)",
         "Symbols, ranked by P&L:",
     ]
+    d = report["deployment"]
+    if d is not None and d.get("validation_override"):
+        forced = (
+            f"⚠️  Deployment {d['id']} (phase {d['phase']}) ran without an approved "
+            f"paper-trading validation (--force): {d['validation_override']}"
+        )
+        lines.insert(-1, forced)
     for name, s in report["symbols"].items():
         sharpe = "n/a" if s["sharpe"] is None else f"{s['sharpe']:.2f}"
         trading = s["mode_share"].get("TRADING") if s["mode_share"] else None
@@ -192,7 +199,7 @@ def _deployment(scope: Scope) -> dict[str, Any] | None:
         return None
     return {"id": d.id, "phase": d.phase, "symbols": list(d.symbols), "status": d.status,
             "running": d.running, "started_at": d.started_at, "ended_at": d.ended_at,
-            "verdict": d.verdict}  # fmt: skip
+            "verdict": d.verdict, "validation_override": d.validation_override}  # fmt: skip
 
 
 def _system(

@@ -97,6 +97,8 @@ class DeploymentInfo:
     """The verdict's criteria as stored (JSON), when validated."""
     running: bool
     """Marked running and its process is alive."""
+    validation_override: str | None = None
+    """Why it started without an approved paper-trading validation (``--force --reason``)."""
 
 
 @dataclass(frozen=True)
@@ -351,7 +353,7 @@ def _deployment(conn: Connection) -> tuple[DeploymentInfo | None, tuple[str, ...
     assert d is not None
     info = DeploymentInfo(
         d.id, d.phase, d.symbols, d.status, d.started_at, d.ended_at, d.verdict, d.criteria,
-        running,
+        running, d.validation_override,
     )  # fmt: skip
     return info, live_symbols
 

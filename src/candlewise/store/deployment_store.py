@@ -39,10 +39,17 @@ class DeploymentRecord:
     forced_reason: str | None
     criteria: str | None = None
     """The verdict's criteria as stored (JSON), once validated."""
+    validation_override: str | None = None
+    """Why this deployment started without an approved paper-trading validation (``--force
+    --reason``); None when it had one (or, as phase 3, needs none)."""
 
 
 def create_deployment(
-    conn: Connection, phase: int, symbols: Sequence[str], run_id: int | None
+    conn: Connection,
+    phase: int,
+    symbols: Sequence[str],
+    run_id: int | None,
+    validation_override: str | None = None,
 ) -> int:
     result = conn.execute(
         insert(deployments).values(
@@ -52,6 +59,7 @@ def create_deployment(
             started_at=now_text(),
             run_id=run_id,
             pid=os.getpid(),
+            validation_override=validation_override,
         )
     )
     return int(result.inserted_primary_key[0])
@@ -148,4 +156,5 @@ def _record(row: Mapping[str, Any]) -> DeploymentRecord:
         approved_by=row["approved_by"],
         forced_reason=row["forced_reason"],
         criteria=row["criteria"],
+        validation_override=row["validation_override"],
     )

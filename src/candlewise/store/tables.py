@@ -282,6 +282,7 @@ deployments = Table(
     Column("approved_by", String(64)),
     Column("approved_at", TIMESTAMP_TEXT),
     Column("forced_reason", Text),
+    Column("validation_override", Text),
     comment="Phased rollout: each deployment, its validation verdict and who approved what.",
 )
 
