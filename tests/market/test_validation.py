@@ -185,7 +185,7 @@ def test_frame_sorts_and_reports_rows_out_of_place() -> None:
         ("out_of_order", "repaired", 2),
         ("duplicate", "rejected", 2),
     ]
-    assert issues[0].detail == f"row 3 came after open_time {T0 + 3 * M}; sorted"
+    assert issues[0].detail == f"data row 4 came after open_time {T0 + 3 * M}; sorted"
 
 
 def test_frame_rejects_unusable_timestamps_and_text() -> None:
