@@ -14,7 +14,7 @@ from candlewise.config_loader import load_config
 from candlewise.errors import UserError
 from candlewise.logging_setup import configure_logging
 from candlewise.secrets import Secrets, load_secrets, set_active
-from candlewise.store.db import open_store, sqlite_path
+from candlewise.store.db import database_url, open_store, sqlite_path
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -31,9 +31,8 @@ class AppContext:
     def config(self) -> AppConfig:
         cfg = load_config(self.config_path)
         if self.db_url:
-            cfg = cfg.model_copy(
-                update={"database": cfg.database.model_copy(update={"url": self.db_url})}
-            )
+            url = database_url(self.db_url)  # a plain path is a SQLite file
+            cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": url})})
         return cfg
 
     @cached_property

@@ -20,7 +20,9 @@ ConfigOpt = Annotated[
 DbOpt = Annotated[
     str | None,
     typer.Option(
-        "--db", help="SQLAlchemy database URL; overrides database.url and CANDLEWISE_DATABASE_URL."
+        "--db",
+        help="Database URL (sqlite:///data/trading.db, postgresql+psycopg://...) or SQLite file "
+        "path; overrides database.url and CANDLEWISE_DATABASE_URL.",
     ),
 ]
 FeedOpt = Annotated[
