@@ -59,7 +59,8 @@ def test_backup_of_a_path_copies_that_file(filled: Path, capsys) -> None:
     (copy,) = (filled.parent.parent / "backups").glob("*/*.db")
     con = sqlite3.connect(copy)
     try:
-        assert con.execute("SELECT COUNT(*) FROM candles WHERE timeframe = '1m'").fetchone() == (72,)
+        minutes = con.execute("SELECT COUNT(*) FROM candles WHERE timeframe = '1m'").fetchone()
+        assert minutes == (72,)
     finally:
         con.close()
 
