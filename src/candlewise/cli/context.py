@@ -42,8 +42,14 @@ class AppContext:
         return secrets
 
     def start_logging(self) -> None:
+        """Where a command starts working in the project folder (every command that writes
+        calls it, after checking its arguments): also creates the guide's folders, so that
+        e.g. its ``cp data/trading.db backups/...`` works from the first start on."""
         _ = self.secrets  # redaction must be active before the first line is written
-        configure_logging(self.config.paths.logs_dir, self.config.logging)
+        paths = self.config.paths
+        for folder in (paths.logs_dir, paths.reports_dir, paths.backups_dir):
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        configure_logging(paths.logs_dir, self.config.logging)
 
     @cached_property
     def engine(self) -> Engine:
