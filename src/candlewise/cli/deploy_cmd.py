@@ -28,7 +28,7 @@ RULE = "=" * 80
 
 
 def deploy(
-    phase: Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all).")] = None,
+    phase: Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all; --approve is phase 2).")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Phase 1's symbol.")] = None,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Stop the running deployment, closing positions.")
@@ -60,10 +60,7 @@ def deploy(
         _rollback(ctx)
         return
     if phase not in (1, 3):
-        raise UserError(
-            "say which phase to run",
-            "python deploy_production.py --phase 1 --symbol BTC/USDT, --phase 3, or --rollback",
-        )
+        raise _phase_error(phase)
     from candlewise.deployment.phase import PhaseOptions, run_phase
     from candlewise.memory import freeze_start_up_objects
 
@@ -92,6 +89,23 @@ def deploy(
     code = run_phase(ctx, options, console.print)
     if code:
         raise typer.Exit(code)
+
+
+def _phase_error(phase: int | None) -> UserError:
+    """Phase 2 is no run: it is the operator approving phase 1's result to start phase 3."""
+    approve = (
+        "after phase 1's validation, give the approval by starting phase 3: "
+        "python deploy_production.py --phase 3 --approve (in a terminal, --phase 3 alone asks "
+        'y/N; without an approved phase 1: --phase 3 --force --reason "...")'
+    )
+    if phase == 2:
+        return UserError("phase 2 is the approval of phase 1's result, not a deployment", approve)
+    what = "say which phase to run" if phase is None else f"there is no phase {phase}"
+    return UserError(
+        f"{what}: 1 deploys one symbol, 2 is the approval of its result, 3 deploys all symbols",
+        "python deploy_production.py --phase 1 --symbol BTC/USDT; then " + approve
+        + "; or --rollback",
+    )
 
 
 def _terminal_confirm() -> Callable[[str], bool] | None:
