@@ -28,7 +28,7 @@ RULE = "=" * 80
 
 
 def deploy(
-    phase: Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all; --approve is phase 2).")] = None,
+    phase: Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all).")] = None,
     symbol: Annotated[str | None, typer.Option("--symbol", help="Phase 1's symbol.")] = None,
     rollback: Annotated[
         bool, typer.Option("--rollback", help="Stop the running deployment, closing positions.")
@@ -103,7 +103,8 @@ def _phase_error(phase: int | None) -> UserError:
     what = "say which phase to run" if phase is None else f"there is no phase {phase}"
     return UserError(
         f"{what}: 1 deploys one symbol, 2 is the approval of its result, 3 deploys all symbols",
-        "python deploy_production.py --phase 1 --symbol BTC/USDT; then " + approve
+        "python deploy_production.py --phase 1 --symbol BTC/USDT; then "
+        + approve
         + "; or --rollback",
     )
 
