@@ -9,11 +9,13 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import Engine
 
+from candlewise.cli.options import check_symbol, unknown_symbol
 from candlewise.config import AppConfig
 from candlewise.config_loader import load_config
 from candlewise.errors import UserError
 from candlewise.logging_setup import configure_logging
 from candlewise.secrets import Secrets, load_secrets, set_active
+from candlewise.store import candle_store
 from candlewise.store.db import database_url, open_store, sqlite_path
 
 console = Console(highlight=False, soft_wrap=True)
@@ -54,6 +56,19 @@ class AppContext:
     @cached_property
     def engine(self) -> Engine:
         return open_store(self.config.database.url)
+
+    def check_known_symbol(self, symbol: str, engine: Engine | None = None) -> str:
+        """``symbol`` if it is well formed and configured or stored (in ``engine``, default the
+        store), else a UserError naming the known symbols: a typo must not pass silently."""
+        check_symbol(symbol)
+        configured = self.config.symbols
+        if symbol in configured:
+            return symbol
+        with (engine or self.engine).connect() as conn:
+            if candle_store.has_symbol(conn, symbol):
+                return symbol
+            stored = candle_store.stored_symbols(conn)
+        raise unknown_symbol(symbol, configured, stored)
 
     @property
     def db_path(self) -> Path:

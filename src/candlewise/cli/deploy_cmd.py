@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from candlewise.cli.context import AppContext, console
-from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt, check_symbol
+from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt
 from candlewise.errors import UserError
 from candlewise.processes import process_alive
 
@@ -69,7 +69,7 @@ def deploy(
     if phase == 1 and symbol is None:
         raise UserError("phase 1 deploys one symbol", "add --symbol BTC/USDT")
     if symbol is not None:
-        check_symbol(symbol)
+        ctx.check_known_symbol(symbol)
     if force and not reason:
         raise UserError(
             "--force needs a reason, recorded with the deployment", 'add --reason "..."'

@@ -45,6 +45,7 @@ def train(
 
     ctx = AppContext(config, db)
     _check(symbol, interval)
+    ctx.check_known_symbol(symbol)
     ctx.start_logging()
     timeframes = [interval] if interval else list(ctx.config.timeframes.names)
     max_epochs = ctx.config.continuous_learning.retraining.max_epochs
@@ -118,6 +119,8 @@ def list_models(
 ) -> None:
     """Every model version with its validation figures; * marks the active one."""
     ctx = AppContext(config, db)
+    if symbol is not None:
+        ctx.check_known_symbol(symbol)
     records = registry_for(ctx).list(symbol)
     if not records:
         console.print("No models trained yet. Train with 'candlewise train --symbol BTC/USDT'.")
@@ -153,6 +156,7 @@ def rollback(
     """Make the previous kept version of a model active again."""
     ctx = AppContext(config, db)
     _check(symbol, interval)
+    ctx.check_known_symbol(symbol)
     ctx.start_logging()
     old, new = registry_for(ctx).rollback(symbol, interval)
     console.print(f"✓ {symbol} {interval}: rolled back from v{old} to v{new}")
