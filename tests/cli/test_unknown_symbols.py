@@ -43,3 +43,19 @@ def test_a_stored_symbol_outside_the_config_is_known(store: Path, capsys) -> Non
     assert run(["models", "list", "--symbol", "SOL/USDT"]) == 0
     assert run(["monitor", "--once", "--symbol", "SOL/USDT"]) == 0
     assert "unknown symbol" not in capsys.readouterr().err
+
+
+def test_validate_paper_symbols_are_checked_too(store: Path, capsys) -> None:
+    argv = ["validate-paper", "--symbols", "BTC/USDT,DOGE/XYZ", "--duration", "5m"]
+    assert run([*argv, "--speed", "max"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown symbol DOGE/XYZ" in err and "known symbols: BTC/USDT, ETH/USDT, SOL/USDT" in err
+    assert not (store / "validation_results").exists()
+
+
+def test_validate_paper_before_any_model_is_trained(store: Path, capsys) -> None:
+    """It copied models/ into its sandbox and crashed when there was none yet."""
+    argv = ["validate-paper", "--symbols", "SOL/USDT", "--duration", "5m", "--speed", "max"]
+    assert run(argv) in (0, 1)
+    captured = capsys.readouterr()
+    assert "Verdict:" in captured.out and "Traceback" not in captured.err

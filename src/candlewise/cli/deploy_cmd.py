@@ -140,7 +140,7 @@ def validate_paper(
         pace = parse_speed(speed)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    chosen = split_symbols(symbols, ctx.config.symbols)
+    chosen = [ctx.check_known_symbol(s) for s in split_symbols(symbols, ctx.config.symbols)]
     ctx.start_logging()
     code = run_paper_validation(
         ctx, chosen, feed or ctx.config.data.feed, duration_ms, pace, console.print
