@@ -59,3 +59,16 @@ def test_validate_paper_before_any_model_is_trained(store: Path, capsys) -> None
     assert run(argv) in (0, 1)
     captured = capsys.readouterr()
     assert "Verdict:" in captured.out and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(("argv", "listed"), [
+    (["backtest", "--feed", "replay", "--db", "data/b.db"], "(symbols stored there: SOL/USDT)"),
+    (["data", "stream", "--feed", "replay", "--duration", "1h"], "(symbols stored: SOL/USDT)"),
+])  # fmt: skip
+def test_replaying_an_unstored_symbol_lists_the_stored_ones(
+    store: Path, capsys, argv: list[str], listed: str
+) -> None:
+    capsys.readouterr()
+    assert run([*argv, "--symbols", "DOGE/XYZ"]) == 2
+    err = capsys.readouterr().err
+    assert "DOGE/XYZ" in err and listed in err
