@@ -115,9 +115,14 @@ def test_every_epoch_unit_is_read_as_milliseconds(tmp_path: Path, suffix: str, u
 
 @pytest.mark.parametrize("tz", [None, "UTC"])
 def test_parquet_datetime_column(tmp_path: Path, tz: str | None) -> None:
-    times = pd.date_range("2025-01-01", periods=4, freq="1min", tz=tz)
+    times = pd.Series(pd.date_range("2025-01-01", periods=4, freq="1min", tz=tz))
     frame = read_candle_file(write(tmp_path / "x.parquet", candles(list(times))))
     assert frame["timestamp"].tolist() == [T0 + i * 60_000 for i in range(4)]
+    times[1] = pd.NaT  # a missing time rejects its row alone
+    frame = read_candle_file(write(tmp_path / "y.parquet", candles(times)))
+    clean, issues = validate_frame(frame, "BTC/USDT", "1m")
+    assert clean["timestamp"].tolist() == [T0, T0 + 120_000, T0 + 180_000]
+    assert [(i.kind, i.row) for i in issues] == [("misaligned_timestamp", 2)]
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".parquet"])
