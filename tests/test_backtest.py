@@ -23,15 +23,16 @@ LOW_THRESHOLD = (
 def test_same_seed_gives_the_same_ledger_and_the_guide_tables_fill(workdir: Path, capsys) -> None:
     (workdir / "low.yaml").write_text(LOW_THRESHOLD)
     ledgers = []
-    for name in ("a", "b"):
+    for db in ("data/a.db", "sqlite:///data/b.db"):  # a path or a URL: the same
         argv = ["backtest", "--config", "low.yaml", "--days", "0.5", "--seed", "3",
-                "--warmup-days", "12", "--no-retrain", "--db", f"data/{name}.db"]  # fmt: skip
+                "--warmup-days", "12", "--no-retrain", "--db", db]  # fmt: skip
         assert run(argv) == 0
         out = capsys.readouterr().out
         ledgers.append(re.search(r"^Ledger: ([0-9a-f]{64})$", out, re.M).group(1))  # type: ignore[union-attr]
         trades = int(re.search(r"Trades: (\d+)", out).group(1))  # type: ignore[union-attr]
     assert ledgers[0] == ledgers[1]
     assert trades > 0
+    assert (workdir / "data" / "b.db").is_file()
     con = sqlite3.connect(workdir / "data" / "a.db")
     try:
         stored = con.execute("SELECT COUNT(*) FROM trade_outcomes").fetchone()[0]
@@ -60,11 +61,21 @@ def test_a_file_that_is_not_a_database_is_never_overwritten(workdir: Path, capsy
     assert (workdir / "data" / "x.db").read_text() == "keep me"
 
 
-def test_a_database_url_for_db_is_refused_with_the_fix(workdir: Path, capsys) -> None:
-    """``--db sqlite:///x.db`` used to create a folder named ``sqlite:``."""
-    assert run(["backtest", "--db", "sqlite:///x.db"]) == 2
+def test_db_takes_a_sqlite_url_for_the_same_file(workdir: Path, capsys) -> None:
+    """``--db sqlite:///data/x.db`` is the file data/x.db (it was refused, shown mangled)."""
+    (workdir / "data").mkdir()
+    (workdir / "data" / "x.db").write_text("keep me")
+    assert run(["backtest", "--db", "sqlite:///data/x.db"]) == 2
+    assert "file is not a database" in capsys.readouterr().err
+    assert (workdir / "data" / "x.db").read_text() == "keep me"
+    assert not (workdir / "sqlite:").exists()  # as a Path the URL became sqlite:/data/x.db
+
+
+def test_a_database_url_of_another_kind_is_refused_as_written(workdir: Path, capsys) -> None:
+    assert run(["backtest", "--db", "postgresql://u:secret@db.example/x"]) == 2
     err = capsys.readouterr().err
-    assert "looks like a database URL" in err and "--db runs/btc.db" in err
+    assert "--db postgresql://u:***@db.example/x is not a SQLite database file" in err
+    assert "--db sqlite:///runs/btc.db" in err and "secret" not in err
     assert list(workdir.iterdir()) == []
 
 

@@ -256,8 +256,10 @@ def _stored_coverage(
         for symbol in symbols:
             kind = candle_store.latest_source(conn, symbol)
             if kind is None:
+                held = ", ".join(candle_store.stored_symbols(conn)) or "none"
                 raise UserError(
-                    f"no 1m candles of {symbol} are stored in {shown} to replay",
+                    f"no 1m candles of {symbol} are stored in {shown} to replay "
+                    f"(symbols stored there: {held})",
                     f"candlewise data import FILE --symbol {symbol} --timeframe 1m, or "
                     f"candlewise data download --symbol {symbol} --days 30 "
                     "(or pass --data FILE)",

@@ -68,6 +68,12 @@ def training_config(cfg: AppConfig) -> TrainingConfig:
     )
 
 
+def history_days(timeframes: Sequence[str]) -> int:
+    """Days of 1m history that give every one of ``timeframes`` enough candles to train."""
+    longest = max(TIMEFRAME_MS[tf] for tf in timeframes)
+    return math.ceil(candles_needed() * longest / 86_400_000) + 1
+
+
 def not_enough_data(symbol: str, timeframe: str, have: int) -> TrainOutcome:
     need = candles_needed()
     days = math.ceil(need * TIMEFRAME_MS[timeframe] / 86_400_000)

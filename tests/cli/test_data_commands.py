@@ -340,3 +340,47 @@ def test_sigterm_saves_what_was_received_and_exits_130(workdir: Path) -> None:
     saved = rows(db, "SELECT COUNT(*) FROM candles WHERE timeframe='1m'")[0][0]
     reported = int(out.split("Interrupted: ")[1].split(" new")[0].replace(",", ""))
     assert saved == reported > 0  # every candle received was saved
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("seconds", 1 / 1000), ("microseconds", 1000),
+                                             ("nanoseconds", 1_000_000)])  # fmt: skip
+def test_import_reads_any_epoch_unit_and_never_stores_an_implausible_date(
+    workdir: Path, tmp_path: Path, capsys, unit: str, scale: float
+) -> None:
+    """A file in s/us/ns is stored at the right dates; a row in another unit is rejected."""
+    from candlewise.store import candle_store
+    from candlewise.store.db import open_store
+
+    t0 = 1735689600000  # 2025-01-01
+    rows = [int((t0 + i * 60000) * scale) for i in range(2880)]
+    rows[5] = t0 + 5 * 60000  # this one row in ms: read in the file's unit it is no real date
+    path = tmp_path / "BTC_USDT-1m.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n" + "".join(f"{t},10,11,9,10,5\n" for t in rows)
+    )
+    assert run(["data", "import", str(path), "--symbol", "BTC/USDT", "--timeframe", "1m"]) == 0
+    out = capsys.readouterr().out
+    assert f"timestamps are in {unit} since the epoch" in out
+    assert "2,879 new BTC/USDT 1m candles stored (2,880 read, 1 rejected" in out
+    assert "_timestamp at data row 6: open_time 1735689" in out  # implausible or fractional
+    engine = open_store("sqlite:///data/trading.db")
+    spans = {tf: (n, first, last) for _s, tf, n, first, last in candle_store.summary(engine)}
+    engine.dispose()
+    assert spans["1m"] == (2879, t0, t0 + 2879 * 60000)
+    assert spans["1d"] == (2, t0, t0 + 86_400_000)
+
+
+def test_import_rejects_a_non_numeric_timestamp_row_alone(
+    workdir: Path, tmp_path: Path, capsys
+) -> None:
+    path = tmp_path / "ETH_USDT-1m.csv"
+    path.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(f"{'n/a' if i == 3 else 1735689600000 + i * 60000},10,11,9,10,5\n"
+                  for i in range(6))
+    )  # fmt: skip
+    assert run(["data", "import", str(path), "--symbol", "ETH/USDT", "--timeframe", "1m"]) == 0
+    captured = capsys.readouterr()
+    assert "5 new ETH/USDT 1m candles stored (6 read, 1 rejected" in captured.out
+    assert "at data row 4: open_time 'n/a' is not an integer (rejected)" in captured.out
+    assert "Warning" not in captured.err and captured.err == ""

@@ -88,3 +88,44 @@ def test_full_training_saves_a_signal_calibration_fitted_out_of_sample(trained: 
     assert calibration.heldout_events > 1000
     assert calibration.heldout_ece is not None and calibration.heldout_ece < 0.08
     assert "signal calibration:" in (trained / "stdout.txt").read_text()
+
+
+NEW_SYMBOL_CONFIG = """symbols: [BTC/USDT, SOL/USDT]
+timeframes:
+  intervals:
+    - {interval: 15m, weight: 0.5}
+    - {interval: 1h, weight: 0.5}
+data:
+  feed: FEED
+"""
+
+
+def test_a_symbol_just_added_is_simulated_first_then_trained(workdir: Path) -> None:
+    """The guide's phase 3 step: add a symbol to ``symbols``, train it (was: 0 candles)."""
+    (workdir / "config.yaml").write_text(NEW_SYMBOL_CONFIG.replace("FEED", "simulated"))
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "src" / "multi_currency_system.py"), "--train",
+         "--symbol", "SOL/USDT"],
+        cwd=workdir, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    # enough for the longest configured timeframe: 231 1h candles = 9.6 days, +1
+    assert "No SOL/USDT candles stored yet: simulating 11 days of its history first" in proc.stdout
+    assert "✓ SOL/USDT: 15,840 simulated 1m candles (seed 42)" in proc.stdout
+    assert sorted(p.name for p in (workdir / "models").glob("*.pt")) == [
+        "SOL_USDT_15m.pt", "SOL_USDT_1h.pt"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("feed", "command"), [
+    ("binance", "candlewise data download --symbol SOL/USDT --timeframe 1m --days 11"),
+    ("replay", "candlewise data import FILE --symbol SOL/USDT --timeframe 1m"),
+])  # fmt: skip
+def test_with_a_real_feed_the_exact_command_is_named(
+    workdir: Path, capsys, feed: str, command: str
+) -> None:
+    (workdir / "config.yaml").write_text(NEW_SYMBOL_CONFIG.replace("FEED", feed))
+    assert run(["train", "--symbol", "SOL/USDT"]) == 2
+    err = capsys.readouterr().err
+    assert f"no SOL/USDT candles stored yet (data.feed is {feed})" in err
+    assert f"with: {command}; then train again" in err
+    assert not (workdir / "models").exists()

@@ -109,3 +109,13 @@ def test_bad_config(workdir: Path) -> None:
     at = run_app()
     assert "Configuration problem in config.yaml" in at.error[0].value
     assert "daily_loss_limit" in at.error[0].value
+
+
+@pytest.mark.parametrize("form", ["empty.db", "sqlite:///empty.db"])
+def test_db_argument_takes_a_path_or_a_url(workdir: Path, form: str) -> None:
+    """``streamlit run dashboard_continuous_learning.py -- --db FORM``."""
+    open_store("sqlite:///empty.db").dispose()
+    page = f"from candlewise.dashboard.app import main\nmain(['--db', {form!r}])\n"
+    at = AppTest.from_string(page, default_timeout=30).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "sqlite:///empty.db has no signals or trades yet" in at.info[0].value

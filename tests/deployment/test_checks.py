@@ -284,7 +284,7 @@ def test_a_config_that_does_not_load(tmp_path: Path) -> None:
 def test_replay_of_a_symbol_with_nothing_stored(world: World) -> None:
     result = check_provider(world.cfg, world.store, "ETH/USDT", now_ms=NOW, feed="replay")
     assert result.line == "✗ Data provider not initialized (replay feed)"
-    assert result.problem == "no 1m candles to replay for ETH/USDT"
+    assert result.problem == "no 1m candles to replay for ETH/USDT (symbols stored: BTC/USDT)"
     assert result.fix is not None and "candlewise data simulate" in result.fix
 
 

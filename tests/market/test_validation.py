@@ -48,8 +48,12 @@ def check_one(candle: Candle) -> tuple[Candle | None, list[CandleIssue]]:
         (c(0.5), "misaligned_timestamp", f"open_time {T0 + 30_000} is not a multiple of 60000"),
         (c(1, tf="5m"), "misaligned_timestamp", "is not a multiple of 300000 ms"),
         (c(0, tf="2m"), "unknown_timeframe", "timeframe '2m' is unknown"),
+        (Candle("BTC/USDT", "1m", T0 * 1000, 1.0, 1.0, 1.0, 1.0, 1.0), "implausible_timestamp",
+         f"open_time {T0 * 1000} (55969-09-28 UTC) is outside"),  # us read as ms
+        (Candle("BTC/USDT", "1m", T0 // 1000 // 60 * 60, 1.0, 1.0, 1.0, 1.0, 1.0),
+         "implausible_timestamp", "(1970-01-20 UTC) is outside 2009-01-03..2100-01-01"),  # s
     ],
-)
+)  # fmt: skip
 def test_rejected_kinds(candle: Candle, kind: str, detail: str) -> None:
     kept, issues = check_one(candle)
     assert kept is None
@@ -190,7 +194,7 @@ def test_frame_sorts_and_reports_rows_out_of_place() -> None:
         ("out_of_order", "repaired", 2),
         ("duplicate", "rejected", 2),
     ]
-    assert issues[0].detail == f"row 3 came after open_time {T0 + 3 * M}; sorted"
+    assert issues[0].detail == f"data row 4 came after open_time {T0 + 3 * M}; sorted"
 
 
 def test_frame_rejects_unusable_timestamps_and_text() -> None:

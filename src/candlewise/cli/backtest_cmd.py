@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -106,10 +105,11 @@ def backtest(
         ),
     ] = False,
     db: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
             "--db",
-            help="SQLite file for this run (default: a new file under data/backtests/). "
+            help="SQLite file (path or sqlite:/// URL) for this run (default: a new file under "
+            "data/backtests/). "
             "Run the same command again to resume an interrupted run.",
         ),
     ] = None,
@@ -123,7 +123,7 @@ def backtest(
     from candlewise.backtest_history import history_beside
     from candlewise.backtest_request import BacktestRequest, prepare
     from candlewise.shutdown import StopRequest
-    from candlewise.store.db import safe_url, sqlite_path
+    from candlewise.store.db import safe_url, sqlite_file, sqlite_path
     from candlewise.store.timestamps import ms_to_text
 
     if feed not in ("simulated", "replay"):
@@ -138,13 +138,11 @@ def backtest(
             f"--from {from_} is not before --to {to}",
             "the window is [--from, --to) in UTC: pick a --to after --from",
         )
-    if db is not None and re.match(r"[A-Za-z][A-Za-z0-9+]*:/", str(db)):
-        raise UserError(
-            f"--db {db} looks like a database URL; a backtest takes a SQLite file path",
-            "write e.g. --db runs/btc.db (each backtest gets a database file of its own)",
-        )
-    path = db or Path("data/backtests") / (
-        f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db"
+    path = (
+        sqlite_file(db)
+        if db is not None
+        else Path("data/backtests")
+        / (f"backtest_seed{seed}_{datetime.now(tz=UTC).strftime('%Y%m%d_%H%M%S')}.db")
     )
     resuming = path.exists()
     files = tuple(str(p) for p in data or ()) if feed == "replay" else ()

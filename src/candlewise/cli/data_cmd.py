@@ -54,7 +54,8 @@ def _print_report(report: IngestReport, what: str) -> None:
         parts = ", ".join(f"{tf} {n:,}" for tf, n in report.derived.items())
         console.print(f"  derived from 1m: {parts}")
     for issue in report.issues[:5]:
-        console.print(f"  ! {issue.kind} at {issue.open_time}: {issue.detail} ({issue.action})")
+        where = f"data row {issue.row:,}" if issue.row is not None else f"{issue.open_time}"
+        console.print(f"  ! {issue.kind} at {where}: {issue.detail} ({issue.action})", markup=False)
     if len(report.issues) > 5:
         console.print(f"  ! ... {len(report.issues) - 5} more, see error_log")
 
@@ -78,6 +79,9 @@ def import_(
     ctx.start_logging()
     frame = read_candle_file(file)
     check_file_timeframe(frame, timeframe, file)
+    unit = frame.attrs.get("timestamp_unit", "milliseconds")
+    if unit not in ("milliseconds", "datetime", "ISO-8601 text"):
+        console.print(f"  timestamps are in {unit} since the epoch: converted to milliseconds")
     with console.status(f"Importing {len(frame):,} rows from {file.name}..."):
         report = ingest_frame(ctx.engine, frame, symbol, timeframe, "import", derive_higher=derive)
     _print_report(report, f"Imported {file.name}")

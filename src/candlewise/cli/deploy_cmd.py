@@ -22,7 +22,7 @@ from typing import Annotated
 import typer
 
 from candlewise.cli.context import AppContext, console
-from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt, check_symbol
+from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt
 from candlewise.errors import UserError
 from candlewise.processes import process_alive
 
@@ -67,10 +67,7 @@ def deploy(
         _rollback(ctx)
         return
     if phase not in (1, 3):
-        raise UserError(
-            "say which phase to run",
-            "python deploy_production.py --phase 1 --symbol BTC/USDT, --phase 3, or --rollback",
-        )
+        raise _phase_error(phase)
     from candlewise.deployment.phase import PhaseOptions, run_phase
     from candlewise.memory import freeze_start_up_objects
 
@@ -79,7 +76,7 @@ def deploy(
     if phase == 1 and symbol is None:
         raise UserError("phase 1 deploys one symbol", "add --symbol BTC/USDT")
     if symbol is not None:
-        check_symbol(symbol)
+        ctx.check_known_symbol(symbol)
     if force and not reason:
         raise UserError(
             "--force needs a reason, recorded with the deployment", 'add --reason "..."'
@@ -99,6 +96,24 @@ def deploy(
     code = run_phase(ctx, options, console.print)
     if code:
         raise typer.Exit(code)
+
+
+def _phase_error(phase: int | None) -> UserError:
+    """Phase 2 is no run: it is the operator approving phase 1's result to start phase 3."""
+    approve = (
+        "after phase 1's validation, give the approval by starting phase 3: "
+        "python deploy_production.py --phase 3 --approve (in a terminal, --phase 3 alone asks "
+        'y/N; without an approved phase 1: --phase 3 --force --reason "...")'
+    )
+    if phase == 2:
+        return UserError("phase 2 is the approval of phase 1's result, not a deployment", approve)
+    what = "say which phase to run" if phase is None else f"there is no phase {phase}"
+    return UserError(
+        f"{what}: 1 deploys one symbol, 2 is the approval of its result, 3 deploys all symbols",
+        "python deploy_production.py --phase 1 --symbol BTC/USDT; then "
+        + approve
+        + "; or --rollback",
+    )
 
 
 def _terminal_confirm() -> Callable[[str], bool] | None:
@@ -132,7 +147,7 @@ def validate_paper(
         pace = parse_speed(speed)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    chosen = split_symbols(symbols, ctx.config.symbols)
+    chosen = [ctx.check_known_symbol(s) for s in split_symbols(symbols, ctx.config.symbols)]
     ctx.start_logging()
     code = run_paper_validation(
         ctx, chosen, feed or ctx.config.data.feed, duration_ms, pace, console.print

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from candlewise.cli.context import AppContext, console, err_console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
+from candlewise.errors import UserError
 from candlewise.timeframes import TIMEFRAMES
 
 app = typer.Typer(help="Trained models: list versions, roll back.", no_args_is_help=True)
@@ -45,8 +46,10 @@ def train(
 
     ctx = AppContext(config, db)
     _check(symbol, interval)
+    ctx.check_known_symbol(symbol)
     ctx.start_logging()
     timeframes = [interval] if interval else list(ctx.config.timeframes.names)
+    _history_first(ctx, symbol, [*ctx.config.timeframes.names, *timeframes], config, db)
     max_epochs = ctx.config.continuous_learning.retraining.max_epochs
     registry = registry_for(ctx)
     with Progress(
@@ -110,6 +113,39 @@ def train(
         raise typer.Exit(2)
 
 
+def _history_first(
+    ctx: AppContext, symbol: str, timeframes: list[str], config: Path | None, db: str | None
+) -> None:
+    """A symbol without candles (e.g. just added to ``symbols``) gets its history first: the
+    simulated feed simulates it; for a real feed the exact command to get it is named."""
+    from candlewise.store import candle_store
+    from candlewise.training import history_days
+
+    with ctx.engine.connect() as conn:
+        if candle_store.has_symbol(conn, symbol):
+            return
+    days = history_days(timeframes)
+    feed = ctx.config.data.feed
+    if feed == "simulated":
+        from candlewise.cli.data_cmd import simulate
+
+        console.print(
+            f"No {symbol} candles stored yet: simulating {days} days of its history first "
+            "(data.feed is simulated)"
+        )
+        simulate(symbols=symbol, days=days, seed=None, config=config, db=db)
+        return
+    command = (
+        f"candlewise data download --symbol {symbol} --timeframe 1m --days {days}"
+        if feed == "binance"
+        else f"candlewise data import FILE --symbol {symbol} --timeframe 1m"
+    )
+    raise UserError(
+        f"no {symbol} candles stored yet (data.feed is {feed}): nothing to train on",
+        f"get {days} days of its history first with: {command}; then train again",
+    )
+
+
 @app.command("list")
 def list_models(
     symbol: Annotated[str | None, typer.Option("--symbol")] = None,
@@ -118,6 +154,8 @@ def list_models(
 ) -> None:
     """Every model version with its validation figures; * marks the active one."""
     ctx = AppContext(config, db)
+    if symbol is not None:
+        ctx.check_known_symbol(symbol)
     records = registry_for(ctx).list(symbol)
     if not records:
         console.print("No models trained yet. Train with 'candlewise train --symbol BTC/USDT'.")
@@ -153,6 +191,7 @@ def rollback(
     """Make the previous kept version of a model active again."""
     ctx = AppContext(config, db)
     _check(symbol, interval)
+    ctx.check_known_symbol(symbol)
     ctx.start_logging()
     old, new = registry_for(ctx).rollback(symbol, interval)
     console.print(f"✓ {symbol} {interval}: rolled back from v{old} to v{new}")

@@ -60,6 +60,8 @@ def monitor(
     engine = open_reader(cfg.database.url)
     label = database_label(cfg.database.url)
     try:
+        if symbol is not None:
+            ctx.check_known_symbol(symbol, engine)
         if report:
             code = _report(ctx, engine, label, symbol, window)
             if code:

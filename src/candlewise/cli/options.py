@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,9 @@ ConfigOpt = Annotated[
 DbOpt = Annotated[
     str | None,
     typer.Option(
-        "--db", help="SQLAlchemy database URL; overrides database.url and CANDLEWISE_DATABASE_URL."
+        "--db",
+        help="Database URL (sqlite:///data/trading.db, postgresql+psycopg://...) or SQLite file "
+        "path; overrides database.url and CANDLEWISE_DATABASE_URL.",
     ),
 ]
 FeedOpt = Annotated[
@@ -76,3 +79,14 @@ def check_timeframe(timeframe: str) -> str:
     if timeframe not in TIMEFRAMES:
         raise UserError(f"unknown timeframe {timeframe!r}", f"use one of {', '.join(TIMEFRAMES)}")
     return timeframe
+
+
+def unknown_symbol(symbol: str, configured: Sequence[str], stored: Sequence[str]) -> UserError:
+    """The error for a well-formed symbol neither configured nor stored, naming the known ones."""
+    known = ", ".join(sorted({*configured, *stored})) or "none yet"
+    return UserError(
+        f"unknown symbol {symbol}: it is not in the config's symbols "
+        f"({', '.join(configured) or 'none'}) and the database holds no candles of it",
+        f"known symbols: {known}. To use {symbol}, add it under symbols in config.yaml "
+        f"(or store its candles: candlewise data import FILE --symbol {symbol} --timeframe 1m)",
+    )

@@ -35,6 +35,7 @@ def retrain_command(
     check_symbol(symbol)
     check_timeframe(interval)
     ctx = AppContext(config, db)
+    ctx.check_known_symbol(symbol)
     if interval not in ctx.config.timeframes.names:
         raise UserError(
             f"{interval} is not a configured timeframe ({', '.join(ctx.config.timeframes.names)})",

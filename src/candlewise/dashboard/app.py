@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from candlewise.config import AppConfig
 from candlewise.config_loader import ConfigError, load_config
 from candlewise.dashboard import charts, data
-from candlewise.store.db import safe_url
+from candlewise.store.db import database_url, safe_url
 
 NEWS_PLACEHOLDER = (
     "No news source is configured: sentiment will appear here once the news sentiment issue "
@@ -43,7 +43,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """``streamlit run dashboard_continuous_learning.py -- --db URL --config PATH``."""
     parser = argparse.ArgumentParser(prog="dashboard_continuous_learning.py", allow_abbrev=False)
     parser.add_argument("--config", default=None, help="config file (default ./config.yaml)")
-    parser.add_argument("--db", default=None, help="database URL (default: database.url)")
+    parser.add_argument(
+        "--db", default=None, help="database URL or SQLite file path (default: database.url)"
+    )
     return parser.parse_known_args(list(argv))[0]
 
 
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] = ()) -> None:
         )
         st.info("Fix it (`candlewise config check` explains each line), then reload the page.")
         return
-    url = args.db or cfg.database.url
+    url = database_url(args.db) if args.db else cfg.database.url
     try:
         engine = data.open_readonly(url)
     except data.StoreUnavailable as exc:

@@ -61,7 +61,8 @@ def run_paper_validation(
     out(f"Sandbox: {sandbox}/ (its own database and models: nothing touches {cfg.database.url})")
     store = open_store(f"sqlite:///{sandbox / 'validation.db'}")
     models = sandbox / "models"
-    shutil.copytree(cfg.paths.models_dir, models, dirs_exist_ok=True)
+    if Path(cfg.paths.models_dir).is_dir():  # none trained yet: the sandbox starts learning
+        shutil.copytree(cfg.paths.models_dir, models, dirs_exist_ok=True)
     with ctx.engine.connect() as conn:
         for symbol in symbols:
             frame = candle_store.load_frame(conn, symbol, "1m", end_ms=start)

@@ -1,12 +1,15 @@
 """Reading candle files: CSV (optionally gzip) or Parquet with the header
 ``timestamp,open,high,low,close,volume`` (the layout of ``shared/data/candles/*.csv.gz``).
 
-``timestamp`` is the candle's open time, in ms since the epoch (UTC) or as ISO-8601 text.
-Every problem with a file is a ``UserError`` that names the file and the fix.
+``timestamp`` is the candle's open time since the epoch (UTC) in s, ms, us or ns (told apart by
+magnitude), or ISO-8601 text. A problem with the file as a whole is a ``UserError`` that names
+the file and the fix; a bad cell is left for validation to reject with its row alone.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +23,9 @@ _SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
 def read_candle_file(path: str | Path) -> pd.DataFrame:
-    """The file as a frame with ``COLUMNS`` (timestamp int64 ms, the rest float64), file order."""
+    """The file as a frame with ``COLUMNS``, in file order: timestamp in ms (int64 unless some
+    cell is unusable), the rest float64 (NaN for a non-numeric cell). ``frame.attrs
+    ["timestamp_unit"]`` says how the timestamps were read (e.g. "microseconds")."""
     file = Path(path)
     if not file.is_file():
         raise UserError(
@@ -31,7 +36,8 @@ def read_candle_file(path: str | Path) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             frame = pd.read_parquet(file)
         elif name.endswith((".csv", ".csv.gz", ".txt", ".txt.gz")):
-            frame = pd.read_csv(file)
+            # only an empty cell is missing: a cell such as "n/a" is reported as written
+            frame = pd.read_csv(file, keep_default_na=False, na_values=[""])
         else:
             raise UserError(
                 f"unsupported file type: {file.name}",
@@ -56,7 +62,8 @@ def _normalise(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
             f"the header must be {','.join(COLUMNS)}",
         )
     frame = frame[list(COLUMNS)].copy()
-    frame["timestamp"] = _timestamps_ms(frame["timestamp"], file)
+    frame["timestamp"], unit = _timestamps_ms(frame["timestamp"])
+    frame.attrs["timestamp_unit"] = unit
     for col in COLUMNS[1:]:
         # A non-numeric cell becomes NaN: validation then rejects that row alone and records it
         # in error_log, as it does for NaN, instead of refusing the whole file.
@@ -64,35 +71,85 @@ def _normalise(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
-def _timestamps_ms(column: pd.Series, file: Path) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(column):
-        if column.isna().any():
-            raise UserError(
-                f"{file.name}: empty timestamp in data row {int(column.isna().argmax()) + 1}"
-            )
-        values = column.astype("int64")
-        if len(values) and values.abs().max() < 10**11:
-            raise UserError(
-                f"{file.name}: timestamps look like seconds, not milliseconds "
-                f"(e.g. {int(values.iloc[0])})",
-                "multiply them by 1000 or use ISO-8601 text",
-            )
-        return values
-    parsed = pd.to_datetime(column, utc=True, errors="coerce")
-    if parsed.isna().any():
-        row = int(parsed.isna().to_numpy().argmax())
-        raise UserError(
-            f"{file.name}: unreadable timestamp {column.iloc[row]!r} (data row {row + 1})",
-            "use milliseconds since the epoch or ISO-8601 such as 2025-05-20T00:00:00Z",
-        )
-    return pd.Series(parsed.dt.as_unit("ms").astype("int64"), index=column.index)
+@dataclass(frozen=True)
+class TimestampUnit:
+    """An epoch unit: ms = value * mul / div (exact for whole multiples of div)."""
+
+    name: str
+    mul: int
+    div: int
+    below: float  # largest typical |value|: a date from 1973 to 5138 has 11..14 digits in ms
+
+
+#: Told apart by magnitude: seconds stay below 10**11, ms below 10**14, us below 10**17.
+UNITS: tuple[TimestampUnit, ...] = (
+    TimestampUnit("seconds", 1000, 1, 1e11),
+    TimestampUnit("milliseconds", 1, 1, 1e14),
+    TimestampUnit("microseconds", 1, 1000, 1e17),
+    TimestampUnit("nanoseconds", 1, 1_000_000, math.inf),
+)
+
+
+def timestamp_unit(values: np.ndarray) -> TimestampUnit:
+    """The unit of epoch numbers, from the median magnitude of the finite ones.
+
+    One unit per file: a row in another unit then lands outside the plausible range and is
+    rejected on its own by validation, instead of being silently re-scaled.
+    """
+    finite = np.abs(values[np.isfinite(values)])
+    median = float(np.median(finite)) if finite.size else 0.0
+    return next(unit for unit in UNITS if median < unit.below)
+
+
+def _timestamps_ms(column: pd.Series) -> tuple[pd.Series, str]:
+    """Open times in ms (int64 when every cell is usable) and the unit they were read in.
+
+    Numbers are epoch times in s, ms, us or ns (``timestamp_unit``); text is ISO-8601 or a
+    number. A cell that is neither is kept as it was read, so validation rejects that row alone
+    (naming its data row) and the rest of the file is imported.
+    """
+    if pd.api.types.is_datetime64_any_dtype(column):  # Parquet timestamps
+        parsed = pd.to_datetime(column, utc=True)
+        ms = parsed.dt.as_unit("ms").astype("int64").astype("float64").where(parsed.notna())
+        return _as_frame_column(ms.to_numpy(), column), "datetime"
+    if pd.api.types.is_integer_dtype(column):
+        exact = column.to_numpy(dtype=np.int64)
+        unit = timestamp_unit(exact.astype(np.float64))
+        if unit.div == 1 or not (exact % unit.div).any():  # no float rounding
+            return pd.Series(exact * unit.mul // unit.div, index=column.index), unit.name
+    numbers = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    unit = timestamp_unit(numbers)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ms = numbers * unit.mul / unit.div
+    text = column.notna().to_numpy() & np.isnan(numbers)
+    if text.any():  # format="ISO8601" parses every cell alike and never warns
+        cells = column[text].astype(str)
+        parsed = pd.to_datetime(cells, utc=True, errors="coerce", format="ISO8601")
+        dates = parsed.dt.as_unit("ms").astype("int64").astype("float64").where(parsed.notna())
+        ms[text] = dates.to_numpy()
+    name = unit.name if np.isfinite(numbers).any() else "ISO-8601 text"
+    return _as_frame_column(ms, column), name
+
+
+def _as_frame_column(ms: np.ndarray, raw: pd.Series) -> pd.Series:
+    """int64 when every value is a usable integer, else the values with each bad cell as read."""
+    ok = np.isfinite(ms) & (np.abs(ms) < 2.0**62)
+    if ok.all():
+        whole = ms == np.floor(ms)
+        if whole.all():
+            return pd.Series(ms.astype(np.int64), index=raw.index)
+        return pd.Series(ms, index=raw.index)  # fractions of a ms: validation rejects those rows
+    values = pd.Series(ms, index=raw.index, dtype=object)
+    values[~ok] = raw[~ok]
+    return values
 
 
 def infer_timeframe(frame: pd.DataFrame) -> str | None:
     """The timeframe whose length is the most common spacing of the file's timestamps."""
     if len(frame) < 3:
         return None
-    steps = np.diff(np.sort(frame["timestamp"].to_numpy()))
+    times = pd.to_numeric(frame["timestamp"], errors="coerce").dropna()  # bad cells: no spacing
+    steps = np.diff(np.sort(times.to_numpy()))
     steps = steps[steps > 0]
     if steps.size == 0:
         return None

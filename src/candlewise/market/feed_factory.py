@@ -73,6 +73,11 @@ def symbol_from_filename(path: Path) -> str | None:
     return f"{match.group(1).upper()}/{match.group(2).upper()}" if match else None
 
 
+def _stored_symbols(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return candle_store.stored_symbols(conn)
+
+
 def plan_feed(
     name: str,
     cfg: AppConfig,
@@ -191,8 +196,11 @@ def _replay_frames(
                     frames[symbol] = frame
     missing = [s for s in symbols if s not in frames]
     if missing:
+        from_store = not paths and engine is not None
+        held = ", ".join(_stored_symbols(engine)) if from_store and engine else ""
         raise UserError(
-            f"no 1m candles to replay for {', '.join(missing)}",
+            f"no 1m candles to replay for {', '.join(missing)}"
+            + (f" (symbols stored: {held or 'none'})" if from_store else ""),
             "get some with 'candlewise data import FILE --symbol S --timeframe 1m', "
             "'candlewise data download --symbol S --timeframe 1m --days 30' "
             "or 'candlewise data simulate'",

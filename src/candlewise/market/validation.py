@@ -10,8 +10,10 @@ Decisions (checked in this order; the first failing check rejects the candle)
 kind                        action    why
 =========================== ========= ===========================================================
 unknown_timeframe           rejected  cannot check alignment or aggregate it
-misaligned_timestamp        rejected  ``open_time`` not a multiple of the timeframe (or, in a
-                                      frame, not an integer): no bucket it belongs to
+implausible_timestamp       rejected  ``open_time`` outside [2009-01-03, 2100-01-01) UTC: a
+                                      wrong unit (s, us, ns read as ms) or a corrupt cell
+misaligned_timestamp        rejected  ``open_time`` not a multiple of the timeframe (or not an
+                                      integer): no bucket it belongs to
 nan_value                   rejected  NaN or ±inf in any of open/high/low/close/volume
 non_positive_price          rejected  a price <= 0 is never a real trade
 negative_volume             rejected  volume < 0 (zero is a genuine quiet candle and is kept)
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 
 import numpy as np
@@ -47,6 +49,7 @@ Action = Literal["rejected", "repaired"]
 
 #: Rejection checks in precedence order (also the codes used by the frame path).
 REJECT_KINDS: Final = (
+    "implausible_timestamp",
     "misaligned_timestamp",
     "nan_value",
     "non_positive_price",
@@ -56,12 +59,19 @@ REJECT_KINDS: Final = (
 _FIELDS: Final = ("open", "high", "low", "close", "volume")
 _COLUMNS: Final = ("timestamp", *_FIELDS)
 
+#: Open times a stored candle may have: from Bitcoin's first block to 2100 (UTC, ms). Anything
+#: outside is a unit mistake or a corrupt cell, and would poison every range and chart.
+PLAUSIBLE_FROM_MS: Final = 1_230_940_800_000  # 2009-01-03
+PLAUSIBLE_UNTIL_MS: Final = 4_102_444_800_000  # 2100-01-01
+
 
 @dataclass(frozen=True, slots=True)
 class CandleIssue:
     """One rejected or repaired candle, as written to ``error_log``.
 
-    ``open_time`` is None only for a file row whose timestamp is not an integer at all.
+    ``open_time`` is None only for a file row whose timestamp is not an integer at all. ``row``
+    is the 1-based data row of a frame (a file's row below its header), None for a stream; it
+    is not part of equality, so both paths' issues still compare equal.
     """
 
     symbol: str
@@ -70,6 +80,7 @@ class CandleIssue:
     kind: str
     action: Action
     detail: str
+    row: int | None = field(default=None, compare=False)
 
 
 # -- details shared by both paths, so their issues compare equal ---------------------------------
@@ -86,6 +97,10 @@ def _content_problem(
     open_time: int, tf_ms: int, values: tuple[float, ...]
 ) -> tuple[str, str] | None:
     """(kind, detail) of the first failing content check, None when the candle is acceptable."""
+    if not PLAUSIBLE_FROM_MS <= open_time < PLAUSIBLE_UNTIL_MS:
+        return "implausible_timestamp", (
+            f"open_time {open_time} ({_utc_text(open_time)}) is outside 2009-01-03..2100-01-01"
+        )
     if open_time % tf_ms:
         return "misaligned_timestamp", f"open_time {open_time} is not a multiple of {tf_ms} ms"
     bad = [f"{n}={v!r}" for n, v in zip(_FIELDS, values, strict=True) if not _is_finite(v)]
@@ -116,6 +131,15 @@ def candle_problem(candle: Candle) -> tuple[str, str] | None:
     if isinstance(t, bool) or not isinstance(t, numbers.Integral):
         return "misaligned_timestamp", f"open_time {t!r} is not an integer"
     return _content_problem(int(t), tf_ms, _values(candle))
+
+
+def _utc_text(open_time: int) -> str:
+    """The date of an epoch-ms time, also for years numpy and datetime cannot represent."""
+    days = open_time // 86_400_000
+    try:
+        return str(np.datetime64(days, "D")) + " UTC"
+    except (OverflowError, ValueError):
+        return f"day {days:,} of the epoch"
 
 
 def _range_repair(o: float, h: float, lo: float, c: float) -> tuple[float, float, str | None]:
@@ -236,6 +260,7 @@ def _reject_codes(ts: np.ndarray, ts_ok: np.ndarray, vals: np.ndarray, tf_ms: in
     _, h, lo, _, v = vals
     with np.errstate(invalid="ignore"):
         conditions = [
+            ts_ok & ((ts < PLAUSIBLE_FROM_MS) | (ts >= PLAUSIBLE_UNTIL_MS)),
             ~ts_ok | (ts % tf_ms != 0),
             ~np.isfinite(vals).all(axis=0),
             (vals[:4] <= 0).any(axis=0),
@@ -339,8 +364,10 @@ def _frame_issues(
     for i in chk.order[flagged[chk.order]].tolist():
         t = int(chk.ts[i]) if chk.ts_ok[i] else None
 
-        def add(kind: str, detail: str, action: Action = "repaired", t: int | None = t) -> None:
-            issues.append(CandleIssue(symbol, timeframe, t, kind, action, detail))
+        def add(
+            kind: str, detail: str, action: Action = "repaired", t: int | None = t, row: int = i + 1
+        ) -> None:
+            issues.append(CandleIssue(symbol, timeframe, t, kind, action, detail, row=row))
 
         if t is None:
             detail = f"open_time {_plain(raw_ts.iloc[i])!r} is not an integer"
@@ -357,7 +384,7 @@ def _frame_issues(
         else:
             if chk.moved[i]:
                 came_after = int(chk.prev_max[i])
-                add("out_of_order", f"row {i} came after open_time {came_after}; sorted")
+                add("out_of_order", f"data row {i + 1} came after open_time {came_after}; sorted")
             if chk.repaired[i]:
                 o, h, lo, c = chk.raw[:4, i].tolist()
                 add("open_close_outside_range", _range_repair(o, h, lo, c)[2] or "")

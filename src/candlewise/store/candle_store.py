@@ -151,6 +151,18 @@ def latest_source(conn: Connection, symbol: str) -> str | None:
     return conn.execute(stmt).scalar_one_or_none()
 
 
+def has_symbol(conn: Connection, symbol: str) -> bool:
+    """Whether any candle of ``symbol`` is stored (one index probe)."""
+    stmt = select(candles.c.symbol).where(candles.c.symbol == symbol).limit(1)
+    return conn.execute(stmt).first() is not None
+
+
+def stored_symbols(conn: Connection) -> list[str]:
+    """Every symbol with stored candles, sorted."""
+    stmt = select(candles.c.symbol).distinct().order_by(candles.c.symbol)
+    return [row[0] for row in conn.execute(stmt)]
+
+
 def count(conn: Connection, symbol: str | None = None, timeframe: str | None = None) -> int:
     stmt = select(func.count()).select_from(candles)
     if symbol is not None:

@@ -7,6 +7,7 @@ directory (``sqlite:///data/trading.db`` -> ``./data/trading.db``), and their fo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -24,6 +25,35 @@ def safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<unparseable database URL>"
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def database_url(text: str) -> str:
+    """A ``--db`` value as a URL: a URL stays as given, anything else is a SQLite file path.
+
+    So ``--db data/x.db`` and ``--db sqlite:///data/x.db`` mean the same file everywhere.
+    """
+    text = text.strip()
+    return text if _URL.match(text) else f"sqlite:///{text}"
+
+
+def sqlite_file(text: str, option: str = "--db") -> Path:
+    """A value that must name a SQLite file (a path or a ``sqlite:///`` URL) as its path."""
+    url = database_url(text)
+    try:
+        path = sqlite_path(url)
+    except ArgumentError:
+        path = None
+    if path is None:
+        raise UserError(
+            f"{option} {safe_url(url) if _URL.match(text.strip()) else text} is not a "
+            "SQLite database file",
+            f"this takes a file path or a sqlite:/// URL, e.g. {option} runs/btc.db or "
+            f"{option} sqlite:///runs/btc.db",
+        )
+    return path
 
 
 def sqlite_path(url: str) -> Path | None:
