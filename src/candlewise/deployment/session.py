@@ -182,17 +182,17 @@ class Deployment:
         try:
             last = self.runner.run(self.plan.feed.candles(), self.cursor)
             # A live feed gives up waiting for its next candle when asked to stop.
-            if self._rollback_reason is None and self._poll_rollback(force=True):
+            if self.rolled_back is None and self._poll_rollback(force=True):
                 self.rollback(last if last is not None else self.cursor, OPERATOR_ROLLBACK)
             if self._stop_requested():
                 raise Interrupted(last if last is not None else self.cursor)
         except Interrupted as exc:
             last = exc.cursor_ms
-            if self._rollback_reason is None and self._poll_rollback(force=True):
+            if self.rolled_back is None and self._poll_rollback(force=True):
                 self.rollback(last, OPERATOR_ROLLBACK)  # --rollback also signals the process
             status = (
                 deployment_store.ROLLED_BACK
-                if self._rollback_reason is not None
+                if self.rolled_back is not None
                 else deployment_store.STOPPED
             )
         finally:
@@ -200,19 +200,27 @@ class Deployment:
         end = last if last is not None else self.cursor
         # A rolled-back account is flat and done; otherwise the next deployment of these
         # symbols continues it (open positions, modes, drawdown peak, models in service).
-        self.runner.checkpoint(end, FINISHED if self._rollback_reason else RUNNING)
+        self.runner.checkpoint(end, FINISHED if self.rolled_back else RUNNING)
         return DeploymentOutcome(
-            self.deployment_id, self.run_id, status, self.started_ms, end, self._rollback_reason
+            self.deployment_id, self.run_id, status, self.started_ms, end, self.rolled_back
         )
 
     def rollback(self, now: int, reason: str) -> None:
         """Flatten every position, stop trading and stop the run at this minute."""
-        if self._rollback_reason is None:
+        if self.rolled_back is None:
             self._rollback_reason = reason
             self.engine.rollback(now, reason)
 
+    @property
+    def rolled_back(self) -> str | None:
+        """Why this deployment rolled back (the operator, a health check or the engine's
+        drawdown guard); None while it trades. A rolled-back deployment stops at that minute."""
+        if self._rollback_reason is None and self.engine.stats.rollback is not None:
+            self._rollback_reason = self.engine.stats.rollback  # the drawdown guard flattened
+        return self._rollback_reason
+
     def _stop_requested(self) -> bool:
-        if self._rollback_reason is not None or (self.stop is not None and self.stop()):
+        if self.rolled_back is not None or (self.stop is not None and self.stop()):
             return True
         return self._rollback_asked or self._poll_rollback()
 
@@ -230,8 +238,10 @@ class Deployment:
         return self._rollback_asked
 
     def _on_minute(self, now: int) -> None:
-        if self._rollback_reason is None and (self._rollback_asked or self._poll_rollback()):
+        if self.rolled_back is None and (self._rollback_asked or self._poll_rollback()):
             self.rollback(now, OPERATOR_ROLLBACK)
+        if self.rolled_back is not None:
+            return  # flattened this minute: the run stops here, nothing more to check or alert
         if self.request.speed is not None or self.request.feed == "binance":
             self.engine.take_manual_requests(now, self.symbols)
         if self.on_minute_hook is not None:
