@@ -135,12 +135,14 @@ def validate_paper(
 
 
 def _rollback(ctx: AppContext) -> None:
+    """Stop the running deployments (each flattens its account), then close what the store
+    still holds open (accounts of stopped deployments): no open position is left either way."""
+    from candlewise.deployment.stored_accounts import close_stored_accounts
     from candlewise.store import deployment_store
 
     ctx.start_logging()
-    console.print(RULE)
-    console.print("INITIATING ROLLBACK")
-    console.print(RULE)
+    for line in (RULE, "INITIATING ROLLBACK", RULE):
+        console.print(line)
     with ctx.engine.begin() as conn:
         running = deployment_store.running(conn)
         alive = [d for d in running if process_alive(d.pid)]
@@ -149,15 +151,46 @@ def _rollback(ctx: AppContext) -> None:
                 deployment_store.finish(conn, d.id, deployment_store.STOPPED)
         for d in alive:
             deployment_store.request_control(conn, d.id, deployment_store.ROLLBACK)
-    if not alive:
+        stored = _open_count(conn)
+    if not alive and not stored:
         console.print("No deployment is running: nothing to stop.")
         console.print("Data preserved in database for analysis.")
         return
     console.print("Stopping continuous learning system...")
+    if not alive:
+        console.print(f"  No deployment is running: {stored} position(s) open in the store.")
+    console.print("Closing all open positions...")
+    _stop_deployments(ctx, alive)
+    closed = close_stored_accounts(ctx.config, ctx.engine)
+    if closed.trades:
+        pnl = sum(t.pnl_absolute for t in closed.trades)
+        console.print(
+            f"  ✓ {len(closed.trades)} stored position(s) closed at the last stored prices "
+            f"(fees included, P&L ${pnl:+,.2f}), recorded as trades"
+        )
+    console.print("Disconnecting data provider...")
+    with ctx.engine.connect() as conn:
+        open_left = _open_count(conn)
+    if open_left:
+        raise UserError(
+            f"{open_left} position(s) are still open after the rollback",
+            "a deployment still holds them: stop its process, then run --rollback again",
+        )
+    console.print("✓ Rollback complete. System stopped.")
+    console.print("Data preserved in database for analysis.")
+
+
+def _open_count(conn) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for _ in conn.exec_driver_sql("SELECT id FROM positions WHERE status = 'open'"))
+
+
+def _stop_deployments(ctx: AppContext, alive: list) -> None:  # type: ignore[type-arg]
+    """Signal each running deployment and wait (60 s at most) until it records its stop."""
+    from candlewise.store import deployment_store
+
     for d in alive:
         if d.pid and d.pid != os.getpid():
             os.kill(d.pid, signal.SIGTERM)
-    console.print("Closing all open positions...")
     deadline = time.monotonic() + 60
     pending = {d.id for d in alive}
     while pending and time.monotonic() < deadline:
@@ -167,18 +200,9 @@ def _rollback(ctx: AppContext) -> None:
                 record = deployment_store.get_deployment(conn, d_id)
                 if record is None or record.status != deployment_store.RUNNING:
                     pending.discard(d_id)
-    console.print("Disconnecting data provider...")
     if pending:
         raise UserError(
             f"deployment(s) {', '.join(map(str, sorted(pending)))} did not stop within 60 s",
             "check the process (its pid is in the deployments table) and kill it if needed; "
             "positions then stay open in the store until the next start",
         )
-    with ctx.engine.connect() as conn:
-        open_left = sum(
-            1 for _ in conn.exec_driver_sql("SELECT id FROM positions WHERE status = 'open'")
-        )
-    if open_left:
-        raise UserError(f"{open_left} position(s) are still open after the rollback")
-    console.print("✓ Rollback complete. System stopped.")
-    console.print("Data preserved in database for analysis.")

@@ -35,6 +35,7 @@ from candlewise.store.run_store import (
     find_run,
     save_checkpoint,
 )
+from candlewise.store.trade_store import last_position_id
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 
@@ -158,6 +159,7 @@ class Deployment:
         start = self.plan.start_ms
         with store.begin() as conn:
             run_id = create_run(conn, RUN_KIND, {"symbols": self.symbols})
+            last_id = last_position_id(conn)
         engine = TradingEngine(
             cfg, store, self.registry, predictor, broker, run_id=run_id, retrainer=self.retrainer
         )
@@ -172,6 +174,7 @@ class Deployment:
         else:
             warm_up(predictor, store, self.symbols, start)
             snapshot = {"aggregators": primed_aggregators(store, self.symbols, start)}
+        engine.broker.book.number_after(last_id)  # position ids are the store's keys
         return engine, run_id, snapshot, start
 
     # --- running --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Open positions are reloaded on start, which is how a restarted run resumes them.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from candlewise.store.tables import positions, shadow_trades, trade_outcomes
 from candlewise.store.timestamps import ms_to_text, text_to_ms
@@ -91,6 +91,11 @@ def _outcome(trade: ClosedTrade) -> dict[str, object]:
         "outcome": trade.outcome,
         "exit_reason": trade.exit_reason,
     }
+
+
+def last_position_id(conn: Connection) -> int:
+    """The highest position id stored (0 for none): a new account numbers its positions above."""
+    return int(conn.execute(select(func.max(positions.c.id))).scalar_one() or 0)
 
 
 def open_positions(conn: Connection) -> list[Position]:

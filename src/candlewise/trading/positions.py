@@ -201,6 +201,11 @@ class PositionBook:
         self._next_id += 1
         return pid
 
+    def number_after(self, last_id: int) -> None:
+        """Allocate ids above ``last_id``: a new account in a store that already holds another
+        account's positions (ids are the store's keys)."""
+        self._next_id = max(self._next_id, last_id + 1)
+
     def get(self, symbol: str, timeframe: str) -> Position | None:
         return self._open.get((symbol, timeframe))
 
