@@ -15,10 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
+from candlewise.deployment.unfinished import record_fault, report_unfinished, stop_message
 from candlewise.engine import TradingEngine
 from candlewise.engine_setup import build_predictor, primed_aggregators, warm_up
 from candlewise.ingest import check_source
@@ -35,6 +37,8 @@ from candlewise.store.run_store import (
     find_run,
     save_checkpoint,
 )
+from candlewise.store.storage_fault import StorageFault
+from candlewise.store.timestamps import ms_to_text
 from candlewise.store.trade_store import last_position_id
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
@@ -97,6 +101,7 @@ class Deployment:
         with store.connect() as conn:  # the account a stopped deployment left, if any
             newest = find_run(conn, RUN_KIND, {"symbols": self.symbols})
         self.previous = newest if newest is not None and newest.status == RUNNING else None
+        report_unfinished(store, self.previous.id if self.previous is not None else None)
         duration = request.duration_ms
         last = self.previous.cursor_ms if self.previous is not None else None
         if request.feed == "simulated" and duration is not None and last is not None:
@@ -189,6 +194,8 @@ class Deployment:
                 self.rollback(last if last is not None else self.cursor, OPERATOR_ROLLBACK)
             if self._stop_requested():
                 raise Interrupted(last if last is not None else self.cursor)
+        except StorageFault as fault:  # the store refuses writes: stop at the last checkpoint
+            self._stopped_by(fault)
         except Interrupted as exc:
             last = exc.cursor_ms
             if self.rolled_back is None and self._poll_rollback(force=True):
@@ -207,6 +214,21 @@ class Deployment:
         return DeploymentOutcome(
             self.deployment_id, self.run_id, status, self.started_ms, end, self.rolled_back
         )
+
+    def _stopped_by(self, fault: StorageFault) -> NoReturn:
+        at = ms_to_text(self.runner.saved_ms)
+        recorded = record_fault(self.store, self.deployment_id, at, fault)
+        raise StorageFault(
+            stop_message(self.deployment_id, at, fault),
+            f"{fault.hint}; the deployment then continues from its last checkpoint "
+            f"({at} UTC, open positions kept)"
+            + (
+                ""
+                if recorded
+                else "; the store could not even record the stop, the next start does"
+            ),
+            fault.path,
+        ) from None
 
     def rollback(self, now: int, reason: str) -> None:
         """Flatten every position, stop trading and stop the run at this minute."""
