@@ -5,7 +5,8 @@ deployment for ``--duration`` (default ``deployment.phase1_duration``) with heal
 the validation block, stored in ``deployments`` and ``production_reports/phase1_<stamp>.json``.
 ``--phase 3``: every configured symbol, only after an approved phase 1 (or ``--force
 --reason``), staggered, until stopped. ``--rollback``: stop the running deployment, flattening
-every position. Ctrl+C / SIGTERM stop gracefully and keep open positions for the next start.
+every position, and close what stopped deployments left open in the store (no open position is
+left either way). Ctrl+C / SIGTERM stop gracefully and keep open positions for the next start.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +24,11 @@ from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt, check_symbol
 from candlewise.errors import UserError
 from candlewise.processes import process_alive
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from candlewise.store.deployment_store import DeploymentRecord
 
 RULE = "=" * 80
 
@@ -180,11 +186,11 @@ def _rollback(ctx: AppContext) -> None:
     console.print("Data preserved in database for analysis.")
 
 
-def _open_count(conn) -> int:  # type: ignore[no-untyped-def]
+def _open_count(conn: Connection) -> int:
     return sum(1 for _ in conn.exec_driver_sql("SELECT id FROM positions WHERE status = 'open'"))
 
 
-def _stop_deployments(ctx: AppContext, alive: list) -> None:  # type: ignore[type-arg]
+def _stop_deployments(ctx: AppContext, alive: list[DeploymentRecord]) -> None:
     """Signal each running deployment and wait (60 s at most) until it records its stop."""
     from candlewise.store import deployment_store
 

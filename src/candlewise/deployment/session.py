@@ -5,7 +5,9 @@ The engine state lives in an ``engine_runs`` row of kind ``deployment`` (the sam
 a backtest): Ctrl+C / SIGTERM stop at a minute boundary and keep the open positions, and the
 next deployment of the same symbols continues from that state. A rollback (``--rollback`` from
 another terminal, through the ``deployments.control`` column, or the drawdown limit) flattens
-every position first.
+every position first, and the run stops in that minute. A store that refuses writes (a full
+disk, a read-only folder) stops the run at its last checkpoint, recorded as stopped
+(``deployment.unfinished``).
 """
 
 from __future__ import annotations
