@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, update
 
 from candlewise.config import AppConfig
 from candlewise.deployment.session import RUN_KIND
+from candlewise.logging_setup import get_logger
 from candlewise.processes import process_alive
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.outbox import Outbox
@@ -27,8 +28,9 @@ from candlewise.store.run_store import FINISHED, RunRecord, running_deployments,
 from candlewise.store.tables import deployments
 from candlewise.store.trade_store import open_positions
 from candlewise.trading.paper_broker import PaperBroker
-from candlewise.trading.positions import ClosedTrade
+from candlewise.trading.positions import ClosedTrade, closed_line
 
+log = get_logger("deployment")
 REASON = "rollback requested by the operator (no deployment running)"
 
 
@@ -43,11 +45,7 @@ def close_stored_accounts(cfg: AppConfig, store: Engine, reason: str = REASON) -
     """Flatten every account whose process is gone; the deployments it came from are then
     recorded as rolled back. A run whose process still runs is left to it."""
     with store.begin() as conn:
-        runs = [
-            r
-            for r in running_deployments(conn)
-            if r.kind == RUN_KIND and r.snapshot and not process_alive(r.pid)
-        ]
+        runs = [r for r in running_deployments(conn) if r.kind == RUN_KIND and _idle(conn, r)]
         trades: list[ClosedTrade] = []
         for run in runs:
             trades += _close_run(conn, run, reason)
@@ -60,6 +58,17 @@ def close_stored_accounts(cfg: AppConfig, store: Engine, reason: str = REASON) -
             since = max(p.entry_time_ms for p in orphans)
             trades += _flatten(conn, broker, {p.symbol for p in orphans}, since, reason)
     return StoredClose(len(runs), trades)
+
+
+def _idle(conn: Connection, run: RunRecord) -> bool:
+    """No process trades it: its process is gone, or its deployment recorded its end (after
+    its last checkpoint) and the process is only exiting."""
+    if not run.snapshot:
+        return False
+    if not process_alive(run.pid):
+        return True
+    record = deployment_store.of_run(conn, run.id)
+    return record is not None and record.status != deployment_store.RUNNING
 
 
 def _close_run(conn: Connection, run: RunRecord, reason: str) -> list[ClosedTrade]:
@@ -100,6 +109,7 @@ def _flatten(
     outbox = Outbox()
     for trade in trades:
         outbox.close_trade(trade)
+        log.info("%s", closed_line(trade))
     outbox.flush(conn)
     return trades
 
