@@ -12,14 +12,13 @@ import pytest
 from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
-from candlewise.deployment.session import RUN_KIND
 from candlewise.deployment.stored_accounts import close_stored_accounts
 from candlewise.engine import EngineStats
 from candlewise.market.candle import Candle
 from candlewise.signals.aggregate import Signal
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.outbox import Outbox
-from candlewise.store.run_store import RUNNING, create_run, save_checkpoint
+from candlewise.store.run_store import DEPLOYMENT_KIND, RUNNING, create_run, save_checkpoint
 from candlewise.store.trade_store import last_position_id
 from candlewise.trading.paper_broker import PaperBroker
 
@@ -49,7 +48,7 @@ def _account(store: Engine, orders: list[tuple[str, str, str, float]], pid: int)
             assert opened is not None
             outbox.open_position(opened, "paper")
         symbols = sorted({o[0] for o in orders})
-        run_id = create_run(conn, RUN_KIND, {"symbols": symbols})
+        run_id = create_run(conn, DEPLOYMENT_KIND, {"symbols": symbols})
         outbox.flush(conn)
         blob = pickle.dumps({"engine": {"broker": broker, "stats": EngineStats()}})
         save_checkpoint(conn, run_id, T0, blob, RUNNING, pid=pid)

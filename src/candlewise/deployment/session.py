@@ -33,6 +33,7 @@ from candlewise.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrain
 from candlewise.runner import EngineRunner, Interrupted
 from candlewise.store import deployment_store
 from candlewise.store.run_store import (
+    DEPLOYMENT_KIND,
     FINISHED,
     RUNNING,
     create_run,
@@ -45,7 +46,7 @@ from candlewise.store.trade_store import last_position_id
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 
-RUN_KIND = "deployment"
+RUN_KIND = DEPLOYMENT_KIND
 OPERATOR_ROLLBACK = "rollback requested by the operator"
 CONTROL_POLL_S = 1.0
 log = get_logger("deployment")

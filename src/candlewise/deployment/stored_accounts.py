@@ -19,12 +19,17 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, update
 
 from candlewise.config import AppConfig
-from candlewise.deployment.session import RUN_KIND
 from candlewise.logging_setup import get_logger
 from candlewise.processes import process_alive
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.outbox import Outbox
-from candlewise.store.run_store import FINISHED, RunRecord, running_deployments, save_checkpoint
+from candlewise.store.run_store import (
+    DEPLOYMENT_KIND,
+    FINISHED,
+    RunRecord,
+    running_deployments,
+    save_checkpoint,
+)
 from candlewise.store.tables import deployments
 from candlewise.store.trade_store import open_positions
 from candlewise.trading.paper_broker import PaperBroker
@@ -45,7 +50,9 @@ def close_stored_accounts(cfg: AppConfig, store: Engine, reason: str = REASON) -
     """Flatten every account whose process is gone; the deployments it came from are then
     recorded as rolled back. A run whose process still runs is left to it."""
     with store.begin() as conn:
-        runs = [r for r in running_deployments(conn) if r.kind == RUN_KIND and _idle(conn, r)]
+        runs = [
+            r for r in running_deployments(conn) if r.kind == DEPLOYMENT_KIND and _idle(conn, r)
+        ]
         trades: list[ClosedTrade] = []
         for run in runs:
             trades += _close_run(conn, run, reason)
