@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,28 +97,35 @@ def test_a_full_disk_stops_the_deployment_recorded_and_explained(
     assert f"⚠ {message}. Continuing its account from that checkpoint." in again.stderr
 
 
-@pytest.fixture
-def read_only_data(project: Path) -> Iterator[Path]:
-    """``data/`` and the store in it read-only: chmod for a user; root ignores write bits, so
-    there the immutable attribute (chattr +i), where the file system has one."""
-    data = project / "data"
-    targets = [data / "trading.db", data]
+@contextmanager
+def read_only(*targets: Path) -> Iterator[None]:
+    """``targets`` read-only: chmod for a user; root ignores write bits, so there the
+    immutable attribute (chattr +i), where the file system has one."""
     if os.geteuid() != 0:
         for path in targets:
             path.chmod(0o555 if path.is_dir() else 0o444)
-        yield data
-        for path in reversed(targets):
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        try:
+            yield
+        finally:
+            for path in targets:
+                path.chmod(0o755 if path.is_dir() else 0o644)
         return
     if shutil.which("chattr") is None:
         pytest.skip("root without chattr: no way to make a folder read-only here")
-    done = subprocess.run(["chattr", "+i", *map(str, targets)], capture_output=True)
+    done = subprocess.run(["chattr", "+i", *map(str, targets)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"chattr +i is not supported here: {done.stderr.strip()}")
     try:
-        yield data
+        yield
     finally:
         subprocess.run(["chattr", "-i", *map(str, targets)], check=True)
+
+
+@pytest.fixture
+def read_only_data(project: Path) -> Iterator[Path]:
+    data = project / "data"
+    with read_only(data / "trading.db", data):
+        yield data
 
 
 @pytest.mark.timeout(300)
@@ -138,3 +146,18 @@ def test_a_read_only_data_folder_is_explained(read_only_data: Path, command: lis
     assert "Traceback" not in done.stderr + done.stdout
     assert f"Error: cannot use {db}: {db.parent} is read-only" in done.stderr
     assert f"Hint: make {db.parent} and the files in it writable" in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_a_read_only_reports_folder_is_explained(project: Path) -> None:
+    phase1 = _run(str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol", "BTC/USDT",
+                  "--duration", "2h", "--speed", "max")  # fmt: skip
+    assert phase1.returncode in (0, 1), phase1.stdout[-3000:] + phase1.stderr[-3000:]
+    reports = project / "production_reports"  # phase 1 wrote its report there
+    with read_only(reports):
+        done = _run(str(ROOT / "monitor_production.py"), "--report", "--hours", "24")
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert f"Error: cannot use {reports.resolve()}/report_" in done.stderr
+    assert f"{reports.resolve()} is read-only" in done.stderr
+    assert f"Hint: make {reports.resolve()} and the files in it writable" in done.stderr

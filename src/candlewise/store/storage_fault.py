@@ -35,7 +35,7 @@ class StorageFault(UserError):
         self.path = path
 
 
-def describe(path: Path, reason: str) -> StorageFault | None:
+def describe(path: Path, reason: str, *, database: bool = True) -> StorageFault | None:
     """The fault ``reason`` (a driver or OS message) means for ``path``, None when it is not
     a storage fault (a bug, a lock, a missing table: those keep their own handling)."""
     text = reason.lower()
@@ -54,12 +54,13 @@ def describe(path: Path, reason: str) -> StorageFault | None:
             where,
         )
     if read_only or denied or not _writable(folder):
+        why = "; SQLite writes there, even to read (its -wal and -shm files)" if database else ""
+        elsewhere = ", or point database.url in config.yaml at a writable folder"
         return StorageFault(
-            f"cannot use {where}: {folder} is read-only ({reason}); SQLite writes there, "
-            "even to read (its -wal and -shm files)",
+            f"cannot use {where}: {folder} is read-only ({reason}){why}",
             f"make {folder} and the files in it writable for this user (e.g. chmod -R u+w "
-            f"{folder}, or remount it read-write), or point database.url in config.yaml "
-            "at a writable folder; then run the same command again",
+            f"{folder}, or remount it read-write){elsewhere if database else ''}; then run "
+            "the same command again",
             where,
         )
     return StorageFault(
@@ -77,7 +78,7 @@ def from_os_error(exc: OSError) -> StorageFault | None:
     """A file that could not be written (full disk, read-only folder), else None."""
     if exc.errno not in _OS_ERRNOS or exc.filename is None:
         return None
-    return describe(Path(os.fsdecode(exc.filename)), exc.strerror or str(exc))
+    return describe(Path(os.fsdecode(exc.filename)), exc.strerror or str(exc), database=False)
 
 
 def watch(engine: Engine, path: Path) -> None:
