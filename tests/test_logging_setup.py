@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
+import pytest
+
 from candlewise.config import LoggingConfig
-from candlewise.logging_setup import configure_logging, get_logger
+from candlewise.logging_setup import FastRotatingFileHandler, configure_logging, get_logger
 
 
 def test_lines_have_the_guides_format_and_files_rotate_by_size(tmp_path: Path) -> None:
@@ -30,3 +33,23 @@ def test_lines_have_the_guides_format_and_files_rotate_by_size(tmp_path: Path) -
     )
     assert "C=599.50" in main.read_text()
     assert (tmp_path / "error.log").read_text().count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (a full disk) here")
+def test_a_log_file_on_a_full_disk_is_said_once_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logger = logging.getLogger("candlewise.test_full_disk")
+    handler = FastRotatingFileHandler("/dev/full", maxBytes=1000, encoding="utf-8")
+    logger.addHandler(handler)
+    try:
+        for i in range(3):
+            logger.error("line %d", i)  # every write fails with ENOSPC
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+    err = capsys.readouterr().err
+    assert err == (
+        "⚠ cannot write /dev/full: No space left on device; "
+        "its log lines are dropped until it can be written\n"
+    )

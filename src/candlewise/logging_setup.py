@@ -6,6 +6,7 @@ Lines look like the guide's: ``[12:23:15] [BTC/USDT @ 1h] Candle closed: O=43250
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
@@ -69,6 +70,27 @@ class FastRotatingFileHandler(RotatingFileHandler):
     The standard handler also stats the file twice per record (to skip rotation of special
     files); at a replay's thousands of lines per second that was a third of logging's cost.
     """
+
+    _unwritable = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A log file that cannot be written (a full disk, a read-only folder) is said once on
+        stderr, not with a traceback per line; its lines are dropped, the run goes on (the
+        store reports its own faults and stops a deployment that cannot checkpoint)."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        if not self._unwritable:
+            self._unwritable = True
+            sys.stderr.write(
+                f"⚠ cannot write {self.baseFilename}: {exc.strerror or exc}; "
+                "its log lines are dropped until it can be written\n"
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):  # the last lines of a file that cannot be written
+            super().close()
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         if self.stream is None:

@@ -113,6 +113,11 @@ class EngineRunner:
         if self.block is None:
             drift.preload()  # the event path makes a drift monitor per model at its first close
 
+    @property
+    def saved_ms(self) -> int:
+        """The cursor of the last checkpoint written: where a restart continues."""
+        return self._saved[1]
+
     def checkpoint(self, now: int, status: str = RUNNING) -> None:
         self.snapshot["engine"] = self.engine.state()
         blob = pickle.dumps(self.snapshot, protocol=pickle.HIGHEST_PROTOCOL)

@@ -6,7 +6,8 @@ deployment for ``--duration`` (default ``deployment.phase1_duration``) with heal
 the validation block, stored in ``deployments`` and ``production_reports/phase1_<stamp>.json``.
 ``--phase 3``: every configured symbol, only after an approved phase 1 (or ``--force
 --reason``), staggered, from now until stopped; phase 1's symbol goes on in its account.
-``--rollback``: stop the running deployment, flattening every position. Ctrl+C / SIGTERM stop
+``--rollback``: stop the running deployment, flattening every position, and close what stopped
+deployments left open in the store (no open position is left either way). Ctrl+C / SIGTERM stop
 gracefully and keep open positions for the next start.
 """
 
@@ -17,7 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +26,11 @@ from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt
 from candlewise.errors import UserError
 from candlewise.processes import process_alive
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from candlewise.store.deployment_store import DeploymentRecord
 
 RULE = "=" * 80
 
@@ -157,12 +163,14 @@ def validate_paper(
 
 
 def _rollback(ctx: AppContext) -> None:
+    """Stop the running deployments (each flattens its account), then close what the store
+    still holds open (accounts of stopped deployments): no open position is left either way."""
+    from candlewise.deployment.stored_accounts import close_stored_accounts
     from candlewise.store import deployment_store
 
     ctx.start_logging()
-    console.print(RULE)
-    console.print("INITIATING ROLLBACK")
-    console.print(RULE)
+    for line in (RULE, "INITIATING ROLLBACK", RULE):
+        console.print(line)
     with ctx.engine.begin() as conn:
         running = deployment_store.running(conn)
         alive = [d for d in running if process_alive(d.pid)]
@@ -171,15 +179,46 @@ def _rollback(ctx: AppContext) -> None:
                 deployment_store.finish(conn, d.id, deployment_store.STOPPED)
         for d in alive:
             deployment_store.request_control(conn, d.id, deployment_store.ROLLBACK)
-    if not alive:
+        stored = _open_count(conn)
+    if not alive and not stored:
         console.print("No deployment is running: nothing to stop.")
         console.print("Data preserved in database for analysis.")
         return
     console.print("Stopping continuous learning system...")
+    if not alive:
+        console.print(f"  No deployment is running: {stored} position(s) open in the store.")
+    console.print("Closing all open positions...")
+    _stop_deployments(ctx, alive)
+    closed = close_stored_accounts(ctx.config, ctx.engine)
+    if closed.trades:
+        pnl = sum(t.pnl_absolute for t in closed.trades)
+        console.print(
+            f"  ✓ {len(closed.trades)} stored position(s) closed at the last stored prices "
+            f"(fees included, P&L ${pnl:+,.2f}), recorded as trades"
+        )
+    console.print("Disconnecting data provider...")
+    with ctx.engine.connect() as conn:
+        open_left = _open_count(conn)
+    if open_left:
+        raise UserError(
+            f"{open_left} position(s) are still open after the rollback",
+            "a deployment still holds them: stop its process, then run --rollback again",
+        )
+    console.print("✓ Rollback complete. System stopped.")
+    console.print("Data preserved in database for analysis.")
+
+
+def _open_count(conn: Connection) -> int:
+    return sum(1 for _ in conn.exec_driver_sql("SELECT id FROM positions WHERE status = 'open'"))
+
+
+def _stop_deployments(ctx: AppContext, alive: list[DeploymentRecord]) -> None:
+    """Signal each running deployment and wait (60 s at most) until it records its stop."""
+    from candlewise.store import deployment_store
+
     for d in alive:
         if d.pid and d.pid != os.getpid():
             os.kill(d.pid, signal.SIGTERM)
-    console.print("Closing all open positions...")
     deadline = time.monotonic() + 60
     pending = {d.id for d in alive}
     while pending and time.monotonic() < deadline:
@@ -189,18 +228,9 @@ def _rollback(ctx: AppContext) -> None:
                 record = deployment_store.get_deployment(conn, d_id)
                 if record is None or record.status != deployment_store.RUNNING:
                     pending.discard(d_id)
-    console.print("Disconnecting data provider...")
     if pending:
         raise UserError(
             f"deployment(s) {', '.join(map(str, sorted(pending)))} did not stop within 60 s",
             "check the process (its pid is in the deployments table) and kill it if needed; "
             "positions then stay open in the store until the next start",
         )
-    with ctx.engine.connect() as conn:
-        open_left = sum(
-            1 for _ in conn.exec_driver_sql("SELECT id FROM positions WHERE status = 'open'")
-        )
-    if open_left:
-        raise UserError(f"{open_left} position(s) are still open after the rollback")
-    console.print("✓ Rollback complete. System stopped.")
-    console.print("Data preserved in database for analysis.")

@@ -29,6 +29,7 @@ from candlewise.cli.context import err_console
 from candlewise.config_loader import ConfigError
 from candlewise.errors import UserError
 from candlewise.secrets import redact
+from candlewise.store import storage_fault
 
 app = typer.Typer(
     name="candlewise",
@@ -81,6 +82,13 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("Interrupted.")
         return 130
+    except OSError as exc:  # a file beside the store: a full disk, a read-only folder
+        fault = storage_fault.from_os_error(exc)
+        if fault is None:
+            raise
+        err_console.print(f"Error: {fault.message}", markup=False)
+        err_console.print(f"Hint: {fault.hint}", markup=False)
+        return fault.exit_code
     return 0
 
 

@@ -7,7 +7,9 @@ next deployment of the same symbols continues from that state; phase 3 carries p
 account on the same way (its symbol is continued, not redeployed) and adds the other symbols
 to it, with a feed that starts now. A rollback (``--rollback`` from
 another terminal, through the ``deployments.control`` column, or the drawdown limit) flattens
-every position first.
+every position first, and the run stops in that minute. A store that refuses writes (a full
+disk, a read-only folder) stops the run at its last checkpoint, recorded as stopped
+(``deployment.unfinished``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import Engine
 
 from candlewise.config import AppConfig
+from candlewise.deployment.unfinished import record_fault, report_unfinished, stop_message
 from candlewise.engine import TradingEngine
 from candlewise.engine_setup import build_predictor, primed_aggregators, warm_up
 from candlewise.ingest import check_source
@@ -31,6 +35,7 @@ from candlewise.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrain
 from candlewise.runner import EngineRunner, Interrupted
 from candlewise.store import deployment_store, trade_store
 from candlewise.store.run_store import (
+    DEPLOYMENT_KIND,
     FINISHED,
     RUNNING,
     RunRecord,
@@ -38,10 +43,12 @@ from candlewise.store.run_store import (
     find_run,
     save_checkpoint,
 )
+from candlewise.store.storage_fault import StorageFault
+from candlewise.store.timestamps import ms_to_text
 from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
 
-RUN_KIND = "deployment"
+RUN_KIND = DEPLOYMENT_KIND
 OPERATOR_ROLLBACK = "rollback requested by the operator"
 CONTROL_POLL_S = 1.0
 log = get_logger("deployment")
@@ -103,6 +110,7 @@ class Deployment:
         self._control_read_at = 0.0
         self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
         self.previous, self.carried = self._previous_run()
+        report_unfinished(store, self.previous.id if self.previous is not None else None)
         self.plan: FeedPlan = self._plan(now_ms)
         self.source: str = getattr(self.plan.feed, "source", request.feed)
         if hasattr(self.plan.clock, "interrupt"):  # a stop must not wait for the next candle
@@ -245,17 +253,19 @@ class Deployment:
         try:
             last = self.runner.run(self.plan.feed.candles(), self.cursor)
             # A live feed gives up waiting for its next candle when asked to stop.
-            if self._rollback_reason is None and self._poll_rollback(force=True):
+            if self.rolled_back is None and self._poll_rollback(force=True):
                 self.rollback(last if last is not None else self.cursor, OPERATOR_ROLLBACK)
             if self._stop_requested():
                 raise Interrupted(last if last is not None else self.cursor)
+        except StorageFault as fault:  # the store refuses writes: stop at the last checkpoint
+            self._stopped_by(fault)
         except Interrupted as exc:
             last = exc.cursor_ms
-            if self._rollback_reason is None and self._poll_rollback(force=True):
+            if self.rolled_back is None and self._poll_rollback(force=True):
                 self.rollback(last, OPERATOR_ROLLBACK)  # --rollback also signals the process
             status = (
                 deployment_store.ROLLED_BACK
-                if self._rollback_reason is not None
+                if self.rolled_back is not None
                 else deployment_store.STOPPED
             )
         finally:
@@ -263,19 +273,42 @@ class Deployment:
         end = last if last is not None else self.cursor
         # A rolled-back account is flat and done; otherwise the next deployment of these
         # symbols continues it (open positions, modes, drawdown peak, models in service).
-        self.runner.checkpoint(end, FINISHED if self._rollback_reason else RUNNING)
+        self.runner.checkpoint(end, FINISHED if self.rolled_back else RUNNING)
         return DeploymentOutcome(
-            self.deployment_id, self.run_id, status, self.started_ms, end, self._rollback_reason
+            self.deployment_id, self.run_id, status, self.started_ms, end, self.rolled_back
         )
+
+    def _stopped_by(self, fault: StorageFault) -> NoReturn:
+        at = ms_to_text(self.runner.saved_ms)
+        recorded = record_fault(self.store, self.deployment_id, at, fault)
+        raise StorageFault(
+            stop_message(self.deployment_id, at, fault),
+            f"{fault.hint}; the deployment then continues from its last checkpoint "
+            f"({at} UTC, open positions kept)"
+            + (
+                ""
+                if recorded
+                else "; the store could not even record the stop, the next start does"
+            ),
+            fault.path,
+        ) from None
 
     def rollback(self, now: int, reason: str) -> None:
         """Flatten every position, stop trading and stop the run at this minute."""
-        if self._rollback_reason is None:
+        if self.rolled_back is None:
             self._rollback_reason = reason
             self.engine.rollback(now, reason)
 
+    @property
+    def rolled_back(self) -> str | None:
+        """Why this deployment rolled back (the operator, a health check or the engine's
+        drawdown guard); None while it trades. A rolled-back deployment stops at that minute."""
+        if self._rollback_reason is None and self.engine.stats.rollback is not None:
+            self._rollback_reason = self.engine.stats.rollback  # the drawdown guard flattened
+        return self._rollback_reason
+
     def _stop_requested(self) -> bool:
-        if self._rollback_reason is not None or (self.stop is not None and self.stop()):
+        if self.rolled_back is not None or (self.stop is not None and self.stop()):
             return True
         return self._rollback_asked or self._poll_rollback()
 
@@ -293,8 +326,10 @@ class Deployment:
         return self._rollback_asked
 
     def _on_minute(self, now: int) -> None:
-        if self._rollback_reason is None and (self._rollback_asked or self._poll_rollback()):
+        if self.rolled_back is None and (self._rollback_asked or self._poll_rollback()):
             self.rollback(now, OPERATOR_ROLLBACK)
+        if self.rolled_back is not None:
+            return  # flattened this minute: the run stops here, nothing more to check or alert
         if self.request.speed is not None or self.request.feed == "binance":
             self.engine.take_manual_requests(now, self.symbols)
         if self.on_minute_hook is not None:

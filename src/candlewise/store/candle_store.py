@@ -172,6 +172,19 @@ def count(conn: Connection, symbol: str | None = None, timeframe: str | None = N
     return int(conn.execute(stmt).scalar_one())
 
 
+def last_close(conn: Connection, symbol: str) -> tuple[int, float] | None:
+    """(close time, close) of the newest stored 1m candle of ``symbol``: its last known price."""
+    c = candles.c
+    stmt = (
+        select(c.open_time, c.close)
+        .where(c.symbol == symbol, c.timeframe == "1m")
+        .order_by(c.open_time.desc())
+        .limit(1)
+    )
+    row = conn.execute(stmt).first()
+    return None if row is None else (int(row[0]) + TIMEFRAME_MS["1m"], float(row[1]))
+
+
 def last_open_time(conn: Connection, symbol: str, timeframe: str) -> int | None:
     stmt = select(func.max(candles.c.open_time)).where(
         candles.c.symbol == symbol, candles.c.timeframe == timeframe

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
 from candlewise.errors import UserError
+from candlewise.store import storage_fault
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -115,6 +116,8 @@ def _sqlite_engine(url: str, *, read_only: bool) -> Engine:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
+    if path is not None:  # a full disk or a read-only folder: an operator's fix, named
+        storage_fault.watch(engine, path)
     return engine
 
 

@@ -81,6 +81,14 @@ def running(conn: Connection) -> list[DeploymentRecord]:
     return [_record(r) for r in rows]
 
 
+def of_run(conn: Connection, run_id: int) -> DeploymentRecord | None:
+    """The newest deployment that ran the engine run ``run_id``."""
+    c = deployments.c
+    stmt = select(deployments).where(c.run_id == run_id).order_by(c.id.desc()).limit(1)
+    row = conn.execute(stmt).mappings().first()
+    return None if row is None else _record(row)
+
+
 def latest(conn: Connection, phase: int, *, validated: bool = False) -> DeploymentRecord | None:
     """The newest deployment of ``phase``; with ``validated``, the newest that has a verdict
     (a later one stopped before its validation does not hide it)."""

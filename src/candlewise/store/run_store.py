@@ -21,6 +21,8 @@ from candlewise.store.timestamps import ms_to_text, now_text
 PREPARING = "preparing"
 RUNNING = "running"
 FINISHED = "finished"
+#: The kind of a deployment's run (the engine trading a set of symbols on a live or paced feed).
+DEPLOYMENT_KIND = "deployment"
 
 
 @dataclass(frozen=True)
