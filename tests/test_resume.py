@@ -163,7 +163,8 @@ def _at(target_ms: int) -> Reached:
 
 
 def _kill_points(start: int, end: int, count: int) -> list[Reached]:
-    """In preparation, while restoring, then at checkpoints spread over the window."""
+    """In preparation, at checkpoints spread over the window, then while restoring (the last
+    checkpoint before each kill is where the next run resumes)."""
     step = (end - start) // (count + 1)
     return [_preparing, *(_at(start + k * step) for k in range(1, count + 1)), _claimed]
 
@@ -261,7 +262,8 @@ def test_a_stopped_phase1_continued_after_a_recalibration_stores_the_uninterrupt
 ) -> None:
     """Phase 1 with ``--train-missing`` refits the signal calibration at every start while a
     timeframe is still untrained (4h here): the continued deployment must go on with
-    the calibrators it was using, as an uninterrupted one does."""
+    the calibrators it was using, as an uninterrupted one does. In process, so that both see
+    the same ``now``; the stop leaves what a kill -9 leaves, its last checkpoint (running)."""
     now = int(time.time() * 1000) // MINUTE * MINUTE - 10 * MINUTE
     duration = PHASE1_HOURS * 60 * MINUTE
     first = now - duration
