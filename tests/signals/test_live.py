@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from candlewise.features.labels import training_matrix
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.market.aggregation import TimeframeAggregator, aggregate_frame
 from candlewise.market.simulated import market_at
+from candlewise.models.calibration import PlattCalibrator
 from candlewise.models.trainer import TrainingConfig, train_model
 from candlewise.signals.live import LivePredictor, ModelSlot
 
@@ -82,3 +85,36 @@ def test_unconfigured_timeframes_get_no_signal(setup) -> None:  # type: ignore[n
         events |= {s.timeframe for s in live.signals("BTC/USDT", candle.close_time,
                                                        [b.timeframe for b in closed])}  # fmt: skip
     assert events == {"5m"}  # 1m closes every minute but has weight 0: never a signal
+
+
+def test_restore_signals_with_the_calibrators_of_the_snapshot(setup) -> None:  # type: ignore[no-untyped-def]
+    """A resumed run goes on with the calibrators it was using: the file they come from may
+    have been refitted since (phase 1's --train-missing refits it at every start)."""
+    _, _, models = setup
+    used = {("BTC/USDT", "1m"): PlattCalibrator(1.3, 0.02)}
+    refitted = {("BTC/USDT", "1m"): PlattCalibrator(0.7, -0.05)}
+    minutes = market_at(["BTC/USDT"], 3, DAY0).generate(60)["BTC/USDT"].candles()
+    live = LivePredictor({"1m": 1.0}, models, used)
+    for candle in minutes[:40]:
+        live.on_close(candle)
+    then = minutes[39].close_time
+    raw = live.signals("BTC/USDT", then, ["1m"])[0].raw_p_up
+    state = pickle.loads(pickle.dumps(live.state()))
+    resumed = LivePredictor({"1m": 1.0}, models, refitted)  # built from the refitted file
+    resumed.restore(state, models)
+    for candle in minutes[40:]:
+        expected, got = live.on_close(candle), resumed.on_close(candle)
+        assert got == expected
+        now = candle.close_time
+        assert resumed.signals("BTC/USDT", now, ["1m"]) == live.signals("BTC/USDT", now, ["1m"])
+    assert live.signals("BTC/USDT", now, ["1m"])[0].calibrated
+
+    older = {k: v for k, v in state.items() if k != "calibrators"}  # a snapshot from before
+    resumed = LivePredictor({"1m": 1.0}, models, refitted)
+    resumed.restore(older, models)
+    p_up = resumed.signals("BTC/USDT", then, ["1m"])[0].p_up
+    assert (
+        p_up
+        == refitted[("BTC/USDT", "1m")].apply_one(raw)
+        != used[("BTC/USDT", "1m")].apply_one(raw)
+    )

@@ -90,6 +90,14 @@ class DirectionNet(nn.Module):
         return out
 
 
+#: Every matrix product runs on a multiple of this many rows (zero rows pad the last ones).
+#: OpenBLAS computes the rows beyond a multiple of its kernel's unroll (4 on Haswell, up to 16 on
+#: AVX-512 cores), and a single row (a matrix-vector product), with other code whose sums round
+#: differently in the last bit: a row's P(up) then depended on how many rows were scored with
+#: it, i.e. on where a replay's read-ahead block began, which a resumed run moves.
+ROW_MULTIPLE = 16
+
+
 class NumpyForward:
     """The eval-mode forward pass of a :class:`DirectionNet` in float64 numpy.
 
@@ -98,6 +106,7 @@ class NumpyForward:
     numpy on these tiny matrices is several times faster (see ``bench/bench_training.py``), and
     float64 keeps it within ~1e-6 of the float32 torch forward (checked in the tests).
     Dropout is the identity in eval mode, so only the linear layers and ReLUs are needed.
+    Each row's logit is bit-identical whatever rows it is computed with (``ROW_MULTIPLE``).
     """
 
     __slots__ = ("_layers",)
@@ -107,14 +116,16 @@ class NumpyForward:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Logits of shape ``(n,)`` for ``x`` of shape ``(n, F)`` (already normalised)."""
-        h = x
+        n = x.shape[0]
+        pad = -n % ROW_MULTIPLE
+        h = np.concatenate((x, np.zeros((pad, x.shape[1])))) if pad else x
         last = len(self._layers) - 1
         for i, (w, b) in enumerate(self._layers):
             h = h @ w
             h += b
             if i < last:
                 np.maximum(h, 0.0, out=h)
-        return h[:, 0]
+        return h[:n, 0]
 
 
 @dataclass(frozen=True, eq=False)

@@ -85,6 +85,14 @@ class SignalAggregator:
     def set_calibrator(self, symbol: str, timeframe: str, calibrator: PlattCalibrator) -> None:
         self._calibrators[(symbol, timeframe)] = calibrator
 
+    def calibrators(self) -> dict[tuple[str, str], PlattCalibrator]:
+        """The calibrators in use, per (symbol, event timeframe) (a copy)."""
+        return dict(self._calibrators)
+
+    def restore_calibrators(self, calibrators: Mapping[tuple[str, str], PlattCalibrator]) -> None:
+        """Use exactly these calibrators (a resumed run's, whatever the file says now)."""
+        self._calibrators = dict(calibrators)
+
     def fresh(self, symbol: str, now_ms: int) -> list[TimeframePrediction]:
         latest = self._latest.get(symbol, {})
         return [

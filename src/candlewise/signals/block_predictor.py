@@ -8,9 +8,10 @@ concatenated columns (``compute_features``' code and 4,096-row chunks) and are s
 (``bench/bench_block_predictor.py``). For single closes ``on_close`` stays the faster path.
 
 Same answer as the live path: row ``t`` of ``_block`` reads only candles ``t - 30 .. t``, so
-``p_up`` equals what ``warm_up(history)`` + ``on_close`` for each new candle returns, up to
-summation order in the row reductions and the matrix products (measured max |diff| 2.2e-16 in
-``tests/signals/test_block_predictor.py``). Rows whose window is not full (fewer than
+``p_up`` equals what ``warm_up(history)`` + ``on_close`` for each new candle returns, bit for
+bit, however the candles are split into blocks (the forward pass scores a row the same way
+whatever rows come with it, ``network.ROW_MULTIPLE``; ``tests/signals/test_block_predictor.py``).
+Rows whose window is not full (fewer than
 ``FEATURE_SPEC.window`` candles known, counting their own) get NaN, where ``on_close`` gives
 None; ``predict_proba`` never returns NaN, so NaN means "no prediction". Like ``on_close``, a
 full window holding NaN input raises ValueError (from ``predict_proba``).

@@ -154,11 +154,14 @@ class LivePredictor:
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint needs to continue exactly: windows, latest predictions, versions
-        (the models themselves are files in the registry)."""
+        (the models themselves are files in the registry) and the signal calibrators (their
+        file is refitted by start-ups, e.g. phase 1's ``--train-missing``: a resumed run must
+        go on with the ones it was using)."""
         return {
             "buffers": {k: list(b) for k, b in self._buffers.items()},
             "latest": self._aggregator.latest_state(),
             "versions": {k: s.version for k, s in self._models.items()},
+            "calibrators": self._aggregator.calibrators(),
         }
 
     def restore(
@@ -168,6 +171,8 @@ class LivePredictor:
             k: deque(rows, maxlen=self._window) for k, rows in state["buffers"].items()
         }
         self._aggregator.restore_latest(state["latest"])
+        if "calibrators" in state:  # a snapshot from before they were kept: the file's
+            self._aggregator.restore_calibrators(state["calibrators"])
         self._models = dict(models)
 
     def _buffer(self, candle: Candle) -> deque[tuple[float, ...]]:
