@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deployment.stopping import stop_phase1_holding_positions
 from tests.phase1_project import CONFIG as EAGER
 from tests.phase1_project import NO_VALIDATION
 from tests.store.guide_queries import GUIDE_QUERIES
@@ -160,34 +161,9 @@ def test_sigterm_stops_gracefully_and_the_next_start_continues_with_the_open_pos
     project: Path,
 ) -> None:
     (project / "config.yaml").write_text(EAGER)
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
-         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing", *NO_VALIDATION],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    code, out = stop_phase1_holding_positions(project, signal.SIGTERM)
+    assert code == 130, out[-3000:]
     db = project / "data" / "trading.db"
-    try:
-        deadline = time.monotonic() + 150
-        held: list[int] = []
-        while time.monotonic() < deadline and proc.poll() is None and not held:
-            time.sleep(0.5)
-            con = sqlite3.connect(db)
-            try:
-                held = [r[0] for r in con.execute("SELECT id FROM positions WHERE status='open'")]
-            except sqlite3.OperationalError:
-                held = []
-            finally:
-                con.close()
-        assert held, "no position opened"
-        proc.send_signal(signal.SIGTERM)
-        # Behaviour, not speed: the run stops at its next minute (the 6 hours at x120 left would
-        # take minutes of wall time; communicate's bound fails the test if it ran on).
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, out[-3000:]
     kept = re.search(r"(\d+) open position\(s\) kept\. Run the same command to continue\.", out)
     assert kept, out[-3000:]
     con = sqlite3.connect(db)

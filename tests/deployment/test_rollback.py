@@ -4,16 +4,15 @@ running deployment."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.deployment.stopping import open_position_ids, stop_phase1_holding_positions
 from tests.phase1_project import NO_VALIDATION
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,30 +92,9 @@ def test_the_drawdown_limit_stops_the_deployment_in_the_minute_it_fires(project:
 
 def _stop_with_open_positions(project: Path) -> list[int]:
     """A phase 1 stopped with Ctrl+C while it holds positions; returns their ids."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "deploy_production.py"), "--phase", "1", "--symbol",
-         "BTC/USDT", "--duration", "6h", "--speed", "120", "--train-missing", *NO_VALIDATION],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    db = project / "data" / "trading.db"
-    try:
-        deadline = time.monotonic() + 200
-        held: list[tuple] = []
-        while time.monotonic() < deadline and proc.poll() is None and not held:
-            time.sleep(0.5)
-            try:
-                held = _query(db, "SELECT id FROM positions WHERE status = 'open'")
-            except sqlite3.OperationalError:
-                held = []
-        assert held, "no position opened"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130 and "open position(s) kept" in out, out[-3000:]
-    return [r[0] for r in _query(db, "SELECT id FROM positions WHERE status = 'open'")]
+    code, out = stop_phase1_holding_positions(project, signal.SIGINT)
+    assert code == 130 and "open position(s) kept" in out, out[-3000:]
+    return open_position_ids(project / "data" / "trading.db")
 
 
 @pytest.mark.timeout(500)
