@@ -15,6 +15,7 @@ import pytest
 from candlewise.store import deployment_store
 from candlewise.store.db import open_store
 from candlewise.store.timestamps import ms_to_text
+from tests.phase1_project import NO_VALIDATION
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Trades from 51 % (a short window closes trades), with risk limits no window reaches (a
@@ -99,7 +100,7 @@ def test_after_an_approved_phase1_btc_is_continued_and_phase3_starts_now(workdir
     subprocess.run([str(exe), "data", "simulate", "--symbols", "BTC/USDT,ETH/USDT", "--days", "2"],
                    check=True, capture_output=True, timeout=180)  # fmt: skip
     first = _deploy("--phase", "1", "--symbol", "BTC/USDT", "--duration", "3h", "--speed", "max",
-                    "--train-missing")  # fmt: skip
+                    "--train-missing", *NO_VALIDATION)  # fmt: skip
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     db = workdir / "data" / "trading.db"
     [(phase1_run,)] = _rows(db, "SELECT run_id FROM deployments WHERE phase = 1")

@@ -11,7 +11,7 @@ from pathlib import Path
 from candlewise.cli.main import run
 from candlewise.config_loader import load_config
 from candlewise.deployment.session import Deployment, DeploymentRequest
-from candlewise.store import deployment_store
+from candlewise.store import candle_store, deployment_store
 from candlewise.store.db import open_store
 from candlewise.timeframes import MINUTE_MS
 
@@ -28,14 +28,16 @@ def test_a_real_time_phase1_after_another_deployment_follows_the_wall_clock(
     store = open_store(cfg.database.url)
     with store.connect() as conn:
         earlier = deployment_store.latest(conn, 1)
-    assert earlier is not None
+        newest = candle_store.last_open_time(conn, "BTC/USDT", "1m")
+    assert earlier is not None and newest is not None
     later = int(time.time() * 1000) + 7 * MINUTE_MS  # seven minutes after it ended
     request = DeploymentRequest(1, ("BTC/USDT",), "simulated", DAY_MS, 1.0)
     deployment = Deployment(cfg, store, request, now_ms=later)
     try:
         plan = deployment.plan
         minute = later - later % MINUTE_MS
-        assert plan.start_ms == minute - 7 * MINUTE_MS  # continues right after the earlier one
+        # continues right after the earlier one's last candle, at least 7 minutes back
+        assert plan.start_ms == newest + MINUTE_MS <= minute - 7 * MINUTE_MS
         assert plan.end_ms == minute + DAY_MS  # then the whole 24 hours, live
         assert 0 <= plan.clock.now_ms() - later < 60_000  # on the wall clock, not 7 min behind
     finally:

@@ -210,7 +210,7 @@ def test_empty_database(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--symbol", "DOGE/USDT", "--once"], "Error: unknown symbol 'DOGE/USDT'"),
+        (["--symbol", "DOGE/USDT", "--once"], "Error: unknown symbol DOGE/USDT: it is not in"),
         (["--symbol", "BTCUSDT", "--once"], "Error: malformed symbol 'BTCUSDT'"),
         (["--db", "sqlite:///missing.db", "--once"], "Error: database not found: missing.db"),
         (["--report", "--hours", "abc"], "Error: invalid --hours 'abc'"),
