@@ -12,6 +12,8 @@ import pytest
 
 from candlewise.cli.main import run
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 REPO = Path(__file__).resolve().parents[2]
 EPOCH_LINE = re.compile(r"^\[\d\d:\d\d:\d\d\] Epoch \d+/50: Loss=\d\.\d{4}, Val Acc=\d+\.\d\d%, "
                         r"Val Conf=\d+\.\d\d%$")  # fmt: skip
@@ -36,7 +38,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.mark.slow
 def test_guide_command_trains_six_models_with_epoch_lines(trained: Path) -> None:
     assert sorted(p.name for p in (trained / "models").glob("*.pt")) == sorted(
         f"BTC_USDT_{tf}.pt" for tf in ("1m", "5m", "15m", "1h", "4h", "1d")

@@ -16,6 +16,8 @@ from candlewise.store.db import open_store
 from tests.dashboard.expected import db_path, latest_event, latest_mode, latest_trade, query
 from tests.phase1_project import SYMBOL
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def engine(phase1_project: Path) -> Iterator[Engine]:

@@ -9,7 +9,11 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from candlewise.cli.main import run
+
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
 FIX = "Hint: run 'python run_paper_trading_validation.py --duration 48'; or deploy without one"
 PHASE1_2H = ["deploy", "--phase", "1", "--symbol", "BTC/USDT", "--duration", "2h", "--speed", "max"]

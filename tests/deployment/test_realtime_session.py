@@ -8,12 +8,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from candlewise.cli.main import run
 from candlewise.config_loader import load_config
 from candlewise.deployment.session import Deployment, DeploymentRequest
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.db import open_store
 from candlewise.timeframes import MINUTE_MS
+
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 
 DAY_MS = 24 * 60 * MINUTE_MS
 

@@ -15,6 +15,8 @@ import pytest
 from tests.deployment.stopping import open_position_ids, stop_phase1_holding_positions
 from tests.phase1_project import NO_VALIDATION
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 #: Two timeframes train in seconds; trading from 51 % opens positions within minutes of any
 #: simulated market (a simulated window is the hours before now: a different market each run).

@@ -20,6 +20,8 @@ from candlewise.cli.main import run
 from tests.deployment.test_rollback import CONFIG
 from tests.phase1_project import NO_VALIDATION
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 #: Pages the store may grow by before SQLite reports ``database or disk is full``: a few
 #: simulated hours of a phase 1 at --speed max, so that the limit falls inside the run.

@@ -19,6 +19,8 @@ from candlewise.store.db import open_store
 from tests.monitoring.conftest import MONITOR, query, run_monitor
 from tests.phase1_project import SYMBOL
 
+pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
+
 FMT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -161,7 +163,6 @@ def test_report_6h(project: Path) -> None:
             assert json.loads(out.stdout) == report[expr[1:]]
 
 
-@pytest.mark.slow
 def test_report_48h_ranks_and_flags_two_symbols(two_symbol_project: Path) -> None:
     root = two_symbol_project
     db = root / "bt.db"
