@@ -14,7 +14,7 @@ from candlewise.config import AppConfig
 from candlewise.errors import UserError
 from candlewise.ingest import ingest_frame
 from candlewise.market.feed_factory import plan_feed
-from candlewise.market.feeds import SimulatedFeed
+from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 from candlewise.market.simulated import SimulatedMarket, market_at
 
 DAY0 = 1_735_689_600_000
@@ -115,6 +115,27 @@ def test_scaled_clock_paces_one_minute_per_second_at_speed_60() -> None:
     feed = SimulatedFeed(["BTC/USDT"], 1, DAY0, clock, DAY0 + 5 * 60_000)
     assert len(list(feed.candles())) == 5
     assert wall[0] == pytest.approx(5.0, abs=0.02)
+
+
+@pytest.mark.parametrize("kind", ["simulated", "replay"])
+def test_a_stop_during_the_wait_hands_on_no_candle_before_its_close(kind: str) -> None:
+    """Ctrl+C 20 s into a real-time minute: the wait ends early, and the minute's candle, which
+    has not closed, is never handed to the engine (it once was, 40 s before its close)."""
+    wall = [0.0]
+
+    def sleep(seconds: float) -> None:
+        wall[0] += seconds
+
+    clock = ScaledClock(DAY0, 1.0, monotonic=lambda: wall[0], sleep=sleep)
+    clock.interrupt = lambda: wall[0] >= 80.0  # the stop comes at 1 min 20 s
+    if kind == "simulated":
+        feed = SimulatedFeed(["BTC/USDT"], 1, DAY0, clock, DAY0 + 5 * 60_000)
+    else:
+        frame = SimulatedMarket(["BTC/USDT"], 1, DAY0).generate(5)["BTC/USDT"].to_frame()
+        feed = FrameReplayFeed({"BTC/USDT": frame.drop(columns="regime")}, ["BTC/USDT"], clock)
+    handed = [(c.close_time, clock.now_ms()) for c in feed.candles()]
+    assert [close for close, _ in handed] == [DAY0 + 60_000]  # only the minute that closed
+    assert all(now >= close for close, now in handed)
 
 
 def test_replay_from_store_and_from_files(sqlite_engine: Engine, tmp_path: Path) -> None:

@@ -59,7 +59,8 @@ class SimulatedFeed:
             for i in range(len(per_symbol[0])):
                 for series, regime in zip(per_symbol, labels, strict=True):
                     candle = series[i]
-                    self.clock.sleep_until(candle.close_time)
+                    if not closed_by(self.clock, candle.close_time):
+                        return  # a stop ended the wait: the candle has not closed yet
                     if self.record_regimes:
                         self.regimes.append((candle.symbol, candle.open_time, str(regime[i])))
                     yield candle
@@ -73,6 +74,14 @@ class SimulatedFeed:
             if self.end_ms is not None:
                 take = min(take, (self.end_ms - market.next_open_time) // MINUTE_MS)
             yield market.generate(take)
+
+
+def closed_by(clock: Clock, close_ms: int) -> bool:
+    """Wait for a candle's close; False when a stop request ended the wait first. A paced feed
+    never hands on a candle before its close by the clock (that would be lookahead, and the
+    engine would handle a minute that has not ended)."""
+    clock.sleep_until(close_ms)
+    return clock.now_ms() >= close_ms
 
 
 def simulated_source(seed: int) -> str:
@@ -93,7 +102,8 @@ class FrameReplayFeed:
     def candles(self) -> Iterator[Candle]:
         streams = [self._stream(s) for s in self.symbols if s in self.frames]
         for _time, _rank, candle in heapq.merge(*streams):
-            self.clock.sleep_until(candle.close_time)
+            if not closed_by(self.clock, candle.close_time):
+                return  # a stop ended the wait: the candle has not closed yet
             yield candle
 
     def _stream(self, symbol: str) -> Iterator[tuple[int, int, Candle]]:
