@@ -126,3 +126,34 @@ def test_an_account_whose_deployment_runs_is_left_to_it(sqlite_engine: Engine) -
     with store.connect() as conn:
         assert conn.exec_driver_sql("SELECT status FROM positions").fetchall() == [("open",)]
         assert conn.exec_driver_sql("SELECT status FROM engine_runs").fetchall() == [("running",)]
+
+
+def test_rollback_ends_an_account_kept_without_positions(
+    workdir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stopped deployment holding no position still leaves an account the next start would
+    continue: --rollback ends it too (the guide's block, the run finished, rolled back)."""
+    from candlewise.cli.main import run
+    from candlewise.store.db import open_store
+
+    db = workdir / "data" / "trading.db"
+    db.parent.mkdir()
+    store = open_store(f"sqlite:///{db}")
+    try:
+        run_id = _account(store, [], _gone_pid())
+    finally:
+        store.dispose()
+    assert run(["deploy", "--rollback", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "0 position(s) open in the store, 1 account(s) kept for the next start" in out
+    assert "✓ Rollback complete. System stopped." in out
+    store = open_store(f"sqlite:///{db}")
+    try:
+        with store.connect() as conn:
+            runs = conn.exec_driver_sql("SELECT id, status FROM engine_runs").fetchall()
+            states = conn.exec_driver_sql("SELECT status FROM deployments").fetchall()
+    finally:
+        store.dispose()
+    assert runs == [(run_id, "finished")] and states == [("rolled_back",)]
+    assert run(["deploy", "--rollback", "--db", str(db)]) == 0
+    assert "No deployment is running: nothing to stop." in capsys.readouterr().out

@@ -167,6 +167,7 @@ def _rollback(ctx: AppContext) -> None:
     still holds open (accounts of stopped deployments): no open position is left either way."""
     from candlewise.deployment.stored_accounts import close_stored_accounts
     from candlewise.store import deployment_store
+    from candlewise.store.run_store import DEPLOYMENT_KIND, running_deployments
 
     ctx.start_logging()
     for line in (RULE, "INITIATING ROLLBACK", RULE):
@@ -180,13 +181,17 @@ def _rollback(ctx: AppContext) -> None:
         for d in alive:
             deployment_store.request_control(conn, d.id, deployment_store.ROLLBACK)
         stored = _open_count(conn)
-    if not alive and not stored:
+        accounts = sum(1 for r in running_deployments(conn) if r.kind == DEPLOYMENT_KIND)
+    if not alive and not stored and not accounts:
         console.print("No deployment is running: nothing to stop.")
         console.print("Data preserved in database for analysis.")
         return
     console.print("Stopping continuous learning system...")
-    if not alive:
-        console.print(f"  No deployment is running: {stored} position(s) open in the store.")
+    if not alive:  # a stopped deployment's account would be continued by the next start
+        console.print(
+            f"  No deployment is running: {stored} position(s) open in the store, "
+            f"{accounts} account(s) kept for the next start, closed now."
+        )
     console.print("Closing all open positions...")
     _stop_deployments(ctx, alive)
     closed = close_stored_accounts(ctx.config, ctx.engine)
