@@ -120,6 +120,9 @@ def test_after_an_approved_phase1_btc_is_continued_and_phase3_starts_now(workdir
     ]  # fmt: skip
     assert [line for line in lines if line in expected] == expected
     assert "Deploying BTC/USDT..." not in lines
+    # the banner names the feed, as phase 1's does
+    feed = "Feed: simulated, full speed (--speed max; --speed 1 plays it in real time)"
+    assert lines.index(feed) == lines.index("  - ETH/USDT") + 1
     assert not [line for line in lines if line.startswith("Training BTC/USDT")]  # no retraining
     assert "Training ETH/USDT (1m, 5m)..." in lines  # phase 3 trains the new symbol only
 

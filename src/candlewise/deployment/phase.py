@@ -155,6 +155,7 @@ def _phase3(
         RULE,
         f"Deploying to {len(symbols)} symbols:",
         *(f"  - {s}" for s in symbols),
+        feed_line(feed, speed),
         RULE,
     ):
         _say(out, line)
