@@ -27,9 +27,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from candlewise.core.candle import Candle
 from candlewise.features.labels import training_matrix
 from candlewise.features.spec import FEATURE_SPEC
-from candlewise.market.candle import Candle
 from candlewise.market.simulated import market_at
 from candlewise.models.trainer import TrainedModel, TrainingConfig, train_model
 from candlewise.signals.block_predictor import CARRY, BlockSeries, CandleColumns

@@ -113,10 +113,10 @@ def worker(args: argparse.Namespace) -> dict:
     import pstats
     from io import StringIO
 
-    from candlewise.backtest import BacktestRequest, run_backtest
+    from candlewise.backtest.run import BacktestRequest, run_backtest
     from candlewise.cli.context import AppContext
-    from candlewise.engine import TradingEngine
-    from candlewise.replay.block_engine import BlockReplay
+    from candlewise.engine.replay.block_engine import BlockReplay
+    from candlewise.engine.trading_engine import TradingEngine
 
     imported = time.perf_counter()
     rss_imported = _proc_status("VmRSS")

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch  # noqa: F401  - the same process footprint as the application
 
-from candlewise.ingest import ingest_frame
+from candlewise.core.timeframes import HIGHER_TIMEFRAMES
 from candlewise.market.aggregation import TimeframeAggregator, aggregate_frame
+from candlewise.market.ingest import ingest_frame
 from candlewise.market.simulated import SimulatedMarket
 from candlewise.store import candle_store
 from candlewise.store.db import open_store
-from candlewise.timeframes import HIGHER_TIMEFRAMES
 
 YEAR = 365 * 1440
 START = 1_704_067_200_000  # 2024-01-01 00:00 UTC

@@ -46,27 +46,27 @@ from typing import Protocol
 import numpy as np
 from sqlalchemy import Engine, text
 
-from candlewise.backtest_history import simulate_history
-from candlewise.clock import SimulatedClock
-from candlewise.config import AppConfig
-from candlewise.engine import TradingEngine
-from candlewise.engine_setup import build_predictor as _predictor
-from candlewise.engine_setup import warm_up as _warm_up
+from candlewise.backtest.history import simulate_history
+from candlewise.config.app_config import AppConfig
+from candlewise.core.candle import Candle
+from candlewise.core.clock import SimulatedClock
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.engine.setup import build_predictor as _predictor
+from candlewise.engine.setup import warm_up as _warm_up
+from candlewise.engine.trading_engine import TradingEngine
 from candlewise.features.spec import FEATURE_SPEC
-from candlewise.ingest import ingest_frame
 from candlewise.learning.retrain_policy import RetrainJob, RetrainPolicy, RetrainReason
 from candlewise.market.aggregation import TimeframeAggregator
-from candlewise.market.candle import Candle
 from candlewise.market.feeds import SimulatedFeed, simulated_source
+from candlewise.market.ingest import ingest_frame
 from candlewise.market.simulated import HISTORY_ORIGIN_MS, SimulatedMarket, market_at
-from candlewise.models.registry import ModelRegistry
-from candlewise.retrain_worker import InlineRetrainer, ProcessRetrainer, RetrainOutcome
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store.db import open_store
+from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.signal_store import record_predictions, record_signals
-from candlewise.timeframes import MINUTE_MS
 from candlewise.trading.paper_broker import PaperBroker
-from candlewise.training import train_one, train_symbol
+from candlewise.training.first_training import train_one, train_symbol
+from candlewise.training.retrain_worker import InlineRetrainer, ProcessRetrainer, RetrainOutcome
 
 SYMBOL = "BTC/USDT"
 DAY0 = 1_735_689_600_000

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import TIMEFRAME_MS, TIMEFRAMES
 from candlewise.features.labels import training_matrix
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.market.aggregation import aggregate_frame
-from candlewise.market.candle import Candle
 from candlewise.market.simulated import market_at
 from candlewise.models.trainer import TrainingConfig, train_model
 from candlewise.signals.live import LivePredictor, ModelSlot
-from candlewise.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
 DAY0 = 1_704_067_200_000
 WEIGHTS = {"1m": 0.05, "5m": 0.10, "15m": 0.15, "1h": 0.30, "4h": 0.25, "1d": 0.15}

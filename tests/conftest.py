@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from candlewise.market.provider import UnifiedDataProvider
-from candlewise.secrets import Secrets, set_active
+from candlewise.app.provider import UnifiedDataProvider
+from candlewise.config.secrets import Secrets, set_active
 from candlewise.store.db import open_store
 
 REPO = Path(__file__).resolve().parents[1]

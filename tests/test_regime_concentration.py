@@ -33,15 +33,15 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from candlewise.backtest import BacktestRequest, run_backtest
-from candlewise.config import AppConfig
-from candlewise.logging_setup import LOGGER_NAME
+from candlewise.backtest.run import BacktestRequest, run_backtest
+from candlewise.config.app_config import AppConfig
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import text_to_ms
 from candlewise.market.simulated import market_at
 from candlewise.store import candle_store
 from candlewise.store.db import open_store
 from candlewise.store.tables import learning_states
-from candlewise.store.timestamps import text_to_ms
-from candlewise.timeframes import MINUTE_MS
+from candlewise.system.logging_setup import LOGGER_NAME
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.config_loader import load_config
+from candlewise.config.loader import load_config
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.session import Deployment, DeploymentRequest
 from candlewise.models.model_file import load_model
-from candlewise.models.registry import ModelRegistry
 from candlewise.store.db import open_store
-from candlewise.store.timestamps import ms_to_text
-from candlewise.training import calibrate_signals, train_symbol
+from candlewise.store.model_registry import ModelRegistry
+from candlewise.training.first_training import calibrate_signals, train_symbol
 from tests.phase1_project import CONFIG as PHASE1_CONFIG
 from tests.phase1_project import SYMBOL
 

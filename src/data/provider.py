@@ -1,5 +1,5 @@
 """``from src.data.provider import UnifiedDataProvider`` (the deployment guide's check)."""
 
-from candlewise.market.provider import UnifiedDataProvider
+from candlewise.app.provider import UnifiedDataProvider
 
 __all__ = ["UnifiedDataProvider"]

@@ -14,8 +14,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from candlewise.alerts import Alert, DeliveryError, build_channels
 from candlewise.alerts.channels import post_json
-from candlewise.config import AlertsConfig
-from candlewise.secrets import Secrets
+from candlewise.config.app_config import AlertsConfig
+from candlewise.config.secrets import Secrets
 
 from .conftest import Endpoint
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, create_engine, select
 
 from candlewise.alerts import Alert, AlertDispatcher, drawdown_alert, error_rate_alert
-from candlewise.config import AlertsConfig
-from candlewise.secrets import Secrets
+from candlewise.config.app_config import AlertsConfig
+from candlewise.config.secrets import Secrets
 from candlewise.store.tables import alerts
 
 from .conftest import Endpoint

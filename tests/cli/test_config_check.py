@@ -145,8 +145,8 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_repository_config_is_valid_and_equals_the_defaults(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from candlewise.config import AppConfig
-    from candlewise.config_loader import load_config
+    from candlewise.config.app_config import AppConfig
+    from candlewise.config.loader import load_config
 
     assert run(["config", "check", "--config", str(REPO / "config.yaml")]) == 0
     assert capsys.readouterr().out.strip() == "✓ Configuration valid"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.timeframes import MINUTE_MS
+from candlewise.core.timeframes import MINUTE_MS
 from tests.conftest import SHARED, needs_shared
 from tests.market.binance_servers import (
     BinanceRestServer,
@@ -219,7 +219,7 @@ def test_stream_binance_backfills_after_a_drop_into_the_store(
     )
     import pandas as pd
 
-    from candlewise.ingest import ingest_frame
+    from candlewise.market.ingest import ingest_frame
     from candlewise.store.db import open_store
 
     engine = open_store("sqlite:///data/trading.db")

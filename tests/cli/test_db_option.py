@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 from candlewise.store.db import database_url, sqlite_file
 
 READERS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.store.timestamps import text_to_ms
+from candlewise.core.timestamps import text_to_ms
 from tests.store.guide_queries import GUIDE_QUERIES
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out

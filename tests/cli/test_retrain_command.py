@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.config import AppConfig
-from candlewise.engine import TradingEngine
-from candlewise.models.registry import ModelRegistry
+from candlewise.config.app_config import AppConfig
+from candlewise.engine.trading_engine import TradingEngine
 from candlewise.signals.live import LivePredictor
 from candlewise.store.db import open_store
+from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.run_store import create_run, save_checkpoint
 from candlewise.trading.paper_broker import PaperBroker
 

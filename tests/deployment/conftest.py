@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import Engine
 
 from candlewise.cli.main import run
-from candlewise.config import AppConfig
-from candlewise.config_loader import load_config
-from candlewise.models.registry import ModelRegistry
+from candlewise.config.app_config import AppConfig
+from candlewise.config.loader import load_config
 from candlewise.store.db import open_store
-from candlewise.training import train_one
+from candlewise.store.model_registry import ModelRegistry
+from candlewise.training.first_training import train_one
 
 #: Two timeframes keep training fast; one simulated day gives 1,440 1m and 288 5m candles, above
 #: the 231 candles a model needs.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from candlewise.timeframes import MINUTE_MS
+from candlewise.core.timeframes import MINUTE_MS
 from tests.market.binance_servers import (
     BinanceRestServer,
     ScriptClock,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from candlewise.config import (
+from candlewise.config.app_config import (
     AppConfig,
     DataConfig,
     ExchangeConfig,
@@ -20,7 +20,8 @@ from candlewise.config import (
     PathsConfig,
     TimeframesConfig,
 )
-from candlewise.config_loader import ConfigError, load_config
+from candlewise.config.loader import ConfigError, load_config
+from candlewise.config.secrets import Secrets
 from candlewise.deployment.checks import (
     check_configuration,
     check_database,
@@ -33,10 +34,9 @@ from candlewise.deployment.checks import (
     run_checks,
 )
 from candlewise.deployment.validation import validate
-from candlewise.secrets import Secrets
 from candlewise.store.db import create_db_engine, open_store
 from candlewise.store.migrate import head_revision
-from candlewise.training import candles_needed
+from candlewise.training.first_training import candles_needed
 from tests.deployment.conftest import World
 from tests.market.binance_servers import BinanceRestServer, make_series
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.config import AppConfig
-from candlewise.config_loader import ConfigError, load_config
+from candlewise.config.app_config import AppConfig
+from candlewise.config.loader import ConfigError, load_config
 
 #: The section with every default spelled out, as config.yaml may show it.
 DEPLOYMENT_YAML = """\

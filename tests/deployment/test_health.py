@@ -6,7 +6,12 @@ from dataclasses import replace
 
 import pytest
 
-from candlewise.config import AppConfig, DeploymentConfig, HealthThresholdsConfig, RiskConfig
+from candlewise.config.app_config import (
+    AppConfig,
+    DeploymentConfig,
+    HealthThresholdsConfig,
+    RiskConfig,
+)
 from candlewise.deployment.health import (
     CHECK_NAMES,
     HealthMetrics,

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.metrics import window_metrics
 from candlewise.deployment.validation import feed_data_errors_line, validate
-from candlewise.market.candle import Candle
 from candlewise.store import candle_store
 from candlewise.store.error_log import record_error
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
 
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
 BTC = "BTC/USDT"

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from candlewise.engine import EQUITY_SAMPLE_MINUTES
-from candlewise.store.timestamps import ms_to_text
+from candlewise.core.timestamps import ms_to_text
+from candlewise.engine.trading_engine import EQUITY_SAMPLE_MINUTES
 from tests.phase1_project import CONFIG, NO_VALIDATION
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
+from candlewise.core.errors import UserError
 from candlewise.deployment.phase3_gate import Phase3Approval, approve_phase3
-from candlewise.errors import UserError
 from candlewise.store import deployment_store
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from candlewise.core.timestamps import ms_to_text
 from candlewise.store import deployment_store
 from candlewise.store.db import open_store
-from candlewise.store.timestamps import ms_to_text
 from tests.phase1_project import NO_VALIDATION
 
 ROOT = Path(__file__).resolve().parents[2]

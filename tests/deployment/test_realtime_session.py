@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from candlewise.cli.main import run
-from candlewise.config_loader import load_config
+from candlewise.config.loader import load_config
+from candlewise.core.timeframes import MINUTE_MS
 from candlewise.deployment.session import Deployment, DeploymentRequest
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.db import open_store
-from candlewise.timeframes import MINUTE_MS
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
 

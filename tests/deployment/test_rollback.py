@@ -101,7 +101,7 @@ def _stop_with_open_positions(project: Path) -> list[int]:
 
 @pytest.mark.timeout(500)
 def test_rollback_with_no_deployment_running_closes_the_stored_positions(project: Path) -> None:
-    from candlewise.config_loader import load_config
+    from candlewise.config.loader import load_config
 
     kept = _stop_with_open_positions(project)
     assert kept

@@ -12,16 +12,16 @@ import pytest
 from sqlalchemy import Engine
 
 from candlewise.cli.main import run
-from candlewise.config import AppConfig
-from candlewise.config_loader import load_config
+from candlewise.config.app_config import AppConfig
+from candlewise.config.loader import load_config
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.session import Deployment, DeploymentRequest
-from candlewise.models.registry import ModelRegistry
 from candlewise.store import trade_store
 from candlewise.store.db import open_store
+from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.run_store import FINISHED, RUNNING, find_run
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
-from candlewise.training import calibrate_signals, train_one
+from candlewise.training.first_training import calibrate_signals, train_one
 
 pytestmark = pytest.mark.slow  # a real phase 1 and phase 3 in process (~40 s)
 

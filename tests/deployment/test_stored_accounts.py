@@ -11,10 +11,10 @@ import subprocess
 import pytest
 from sqlalchemy import Engine
 
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.candle import Candle
 from candlewise.deployment.stored_accounts import close_stored_accounts
-from candlewise.engine import EngineStats
-from candlewise.market.candle import Candle
+from candlewise.engine.trading_engine import EngineStats
 from candlewise.signals.aggregate import Signal
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.outbox import Outbox

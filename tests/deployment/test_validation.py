@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from candlewise.config import AppConfig, PhaseValidationConfig
+from candlewise.config.app_config import AppConfig, PhaseValidationConfig
 from candlewise.deployment.validation import (
     RULE,
     ValidationResult,

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from candlewise.core.timeframes import TIMEFRAMES
 from candlewise.features import (
     FEATURE_SPEC,
     FeatureSpec,
@@ -23,7 +24,6 @@ from candlewise.features import (
 )
 from candlewise.market.aggregation import aggregate_frame
 from candlewise.market.simulated import TREND, SimulatedMarket
-from candlewise.timeframes import TIMEFRAMES
 
 START = 1_717_200_000_000  # 2024-06-01 00:00 UTC, a Saturday
 W = FEATURE_SPEC.window

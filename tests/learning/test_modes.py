@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from candlewise.config import ConfidenceConfig
+from candlewise.config.app_config import ConfidenceConfig
 from candlewise.learning.modes import (
     HOUR_MS,
     Mode,

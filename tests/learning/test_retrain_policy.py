@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from candlewise.config import ContinuousLearningConfig, RetrainingConfig
+from candlewise.config.app_config import ContinuousLearningConfig, RetrainingConfig
 from candlewise.learning.modes import Mode
 from candlewise.learning.retrain_policy import (
     HOUR_MS,

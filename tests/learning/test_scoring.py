@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from candlewise.core.candle import Candle
 from candlewise.learning.scoring import PredictionScorer
-from candlewise.market.candle import Candle
 from candlewise.signals.aggregate import TimeframePrediction
 
 T = 1_735_689_600_000

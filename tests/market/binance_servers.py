@@ -27,9 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
-from candlewise.market.candle import Candle
-from candlewise.symbols import exchange_id
-from candlewise.timeframes import MINUTE_MS
+from candlewise.core.candle import Candle
+from candlewise.core.symbols import exchange_id
+from candlewise.core.timeframes import MINUTE_MS
 
 #: A minute-aligned start (2023-11-14 22:14 UTC).
 T0 = 1_700_000_040_000

@@ -11,14 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS, TIMEFRAME_MS, timeframe_rank
 from candlewise.market.aggregation import (
     TimeframeAggregator,
     aggregate_arrays,
     aggregate_frame,
     ordered_events,
 )
-from candlewise.market.candle import Candle
-from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS, TIMEFRAME_MS, timeframe_rank
 from tests.conftest import SHARED
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]

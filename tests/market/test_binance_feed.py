@@ -14,12 +14,12 @@ from dataclasses import replace
 
 import pytest
 
-from candlewise.errors import UserError
+from candlewise.core.candle import Candle
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import MINUTE_MS
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_feed import BackfillRange, BinanceFeed
 from candlewise.market.binance_rest import make_exchange
-from candlewise.market.candle import Candle
-from candlewise.timeframes import MINUTE_MS
 from tests.market.binance_servers import (
     T0,
     Action,

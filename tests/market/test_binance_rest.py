@@ -7,14 +7,14 @@ import traceback
 
 import pytest
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import MINUTE_MS
 from candlewise.market.binance_rest import (
     BinanceUnreachable,
     fetch_candles,
     load_spot_markets,
     make_exchange,
 )
-from candlewise.timeframes import MINUTE_MS
 from tests.market.binance_servers import (
     T0,
     BinanceRestServer,

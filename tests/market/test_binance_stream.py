@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from candlewise.errors import UserError
+from candlewise.core.candle import Candle
+from candlewise.core.errors import UserError
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_stream import (
     BinanceKlineStream,
@@ -21,7 +22,6 @@ from candlewise.market.binance_stream import (
     parse_kline_message,
     stream_url,
 )
-from candlewise.market.candle import Candle
 from tests.market.binance_servers import (
     T0,
     BinanceWsServer,

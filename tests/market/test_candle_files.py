@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 from candlewise.market.candle_files import check_file_timeframe, infer_timeframe, read_candle_file
 from candlewise.market.validation import validate_frame
 from tests.conftest import SHARED, needs_shared

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from candlewise.clock import ScaledClock, SimulatedClock, parse_duration_ms, parse_speed
-from candlewise.config import AppConfig
-from candlewise.errors import UserError
-from candlewise.ingest import ingest_frame
+from candlewise.config.app_config import AppConfig
+from candlewise.core.clock import ScaledClock, SimulatedClock, parse_duration_ms, parse_speed
+from candlewise.core.errors import UserError
 from candlewise.market.feed_factory import plan_feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
+from candlewise.market.ingest import ingest_frame
 from candlewise.market.simulated import SimulatedMarket, market_at
 
 DAY0 = 1_735_689_600_000
@@ -73,7 +73,7 @@ def test_simulated_feed_matches_the_market() -> None:
 def test_resumed_feed_continues_the_one_history_and_never_overlaps(sqlite_engine: Engine) -> None:
     from sqlalchemy import text
 
-    from candlewise.ingest import CandleRecorder
+    from candlewise.market.ingest import CandleRecorder
 
     first = plan_feed("simulated", AppConfig(), SYMS, engine=sqlite_engine, now_ms=NOW,
                       duration_ms=3_600_000, speed=None, record_regimes=True)  # fmt: skip
@@ -204,7 +204,7 @@ def test_bad_duration_and_speed() -> None:
 def test_a_real_time_simulated_feed_is_live_and_first_catches_up_what_the_store_lacks(
     sqlite_engine: Engine,
 ) -> None:
-    from candlewise.ingest import CandleRecorder
+    from candlewise.market.ingest import CandleRecorder
 
     now = int(time.time() * 1000)
     minute = now - now % 60_000

@@ -17,16 +17,16 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import Engine, select
 
-from candlewise.config import AppConfig, ExchangeConfig
-from candlewise.ingest import CandleRecorder
+from candlewise.config.app_config import AppConfig, ExchangeConfig
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import MINUTE_MS
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_rest import BadDataCallback, make_exchange
-from candlewise.market.candle import Candle
 from candlewise.market.feed_factory import plan_feed
+from candlewise.market.ingest import CandleRecorder
 from candlewise.market.live_feed import BinanceLiveFeed, MinuteReorderBuffer
 from candlewise.store import candle_store
 from candlewise.store.tables import error_log
-from candlewise.timeframes import MINUTE_MS
 from tests.market.binance_servers import (
     T0,
     Action,

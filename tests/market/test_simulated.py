@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
 from candlewise.market.simulated import (
     KNOWN_PROFILES,
     REGIMES,

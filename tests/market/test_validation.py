@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
 from candlewise.market.validation import (
     CandleIssue,
     CandleValidator,

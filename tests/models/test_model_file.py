@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 from candlewise.models import model_file
 from candlewise.models.model_file import (
     FORMAT_VERSION,

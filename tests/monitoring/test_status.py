@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from candlewise.config_loader import load_config
+from candlewise.config.loader import load_config
 from candlewise.monitoring.screen import activity_line, fmt_duration, fmt_money, render_screen
 from candlewise.monitoring.status import (
     Activity,
@@ -199,7 +199,7 @@ def test_running_deployment_is_live_relative_to_now(project: Path) -> None:
 
 
 def test_unknown_symbol_is_a_user_error(phase1_project: Path) -> None:
-    from candlewise.errors import UserError
+    from candlewise.core.errors import UserError
 
     with pytest.raises(UserError, match="unknown symbol 'DOGE/USDT'"):
         _read(phase1_project, int(time.time() * 1000), symbol="DOGE/USDT")

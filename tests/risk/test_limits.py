@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from candlewise.config import RiskConfig
+from candlewise.config.app_config import RiskConfig
 from candlewise.risk.limits import DAY_MS, RiskLimits, utc_day
 
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC

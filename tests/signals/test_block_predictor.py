@@ -8,10 +8,10 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
+from candlewise.core.candle import Candle
 from candlewise.features.labels import training_matrix
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.market.aggregation import aggregate_frame
-from candlewise.market.candle import Candle
 from candlewise.market.simulated import market_at
 from candlewise.models.trainer import TrainedModel, TrainingConfig, train_model
 from candlewise.signals.block_predictor import (

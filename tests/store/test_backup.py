@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from candlewise.cli.main import run
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 from candlewise.store import backup as backups
 from candlewise.store.tables import error_log
 

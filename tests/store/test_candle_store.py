@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
+from candlewise.core.timestamps import ms_to_text, text_to_ms
 from candlewise.store import candle_store
-from candlewise.store.timestamps import ms_to_text, text_to_ms
 
 T0 = 1_735_689_600_000  # 2025-01-01 00:00 UTC
 
@@ -77,7 +77,7 @@ def test_summary_lists_every_series(sqlite_engine: Engine) -> None:
 
 @pytest.mark.parametrize("bad", ["mysql://x", "not a url", "postgresql+nodriver://h/db"])
 def test_unusable_urls_are_user_errors(bad: str) -> None:
-    from candlewise.errors import UserError
+    from candlewise.core.errors import UserError
     from candlewise.store.db import open_store
 
     with pytest.raises(UserError):
@@ -85,7 +85,7 @@ def test_unusable_urls_are_user_errors(bad: str) -> None:
 
 
 def test_unreachable_postgres_names_the_url_without_password() -> None:
-    from candlewise.errors import UserError
+    from candlewise.core.errors import UserError
     from candlewise.store.db import open_store
 
     with pytest.raises(UserError) as info:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert
 
-from candlewise.ingest import ingest_frame
+from candlewise.core.timestamps import datetime_to_text
+from candlewise.market.ingest import ingest_frame
 from candlewise.market.simulated import SimulatedMarket
 from candlewise.store.tables import (
     confidence_history,
@@ -27,7 +28,6 @@ from candlewise.store.tables import (
     retraining_history,
     trade_outcomes,
 )
-from candlewise.store.timestamps import datetime_to_text
 from tests.conftest import SHARED
 from tests.store.guide_queries import GUIDE_QUERIES
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from candlewise.config import PaperConfig, RiskConfig
+from candlewise.config.app_config import PaperConfig, RiskConfig
+from candlewise.core.candle import Candle
 from candlewise.learning.modes import ModeMachine
-from candlewise.market.candle import Candle
 from candlewise.signals.aggregate import Signal
 from candlewise.store.learning_store import RetrainAttempt, record_retrain, record_transition
 from candlewise.store.trade_store import open_positions, record_close, record_open

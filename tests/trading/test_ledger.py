@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from candlewise.config import PaperConfig, RiskConfig
-from candlewise.market.candle import Candle
+from candlewise.config.app_config import PaperConfig, RiskConfig
+from candlewise.core.candle import Candle
 from candlewise.signals.aggregate import Signal
 from candlewise.trading.ledger import ledger_hash, trade_record
 from candlewise.trading.paper_broker import PaperBroker

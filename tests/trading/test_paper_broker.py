@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from candlewise.config import PaperConfig, RiskConfig
-from candlewise.market.candle import Candle
+from candlewise.config.app_config import PaperConfig, RiskConfig
+from candlewise.core.candle import Candle
 from candlewise.risk.drawdown import DrawdownGuard
 from candlewise.signals.aggregate import Signal
 from candlewise.trading.paper_broker import (

@@ -17,8 +17,8 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 from candlewise.alerts.model import Alert
-from candlewise.config import AlertsConfig
-from candlewise.secrets import Secrets
+from candlewise.config.app_config import AlertsConfig
+from candlewise.config.secrets import Secrets
 
 _USER_AGENT = "candlewise-alerts/1"
 _BODY_EXCERPT = 200

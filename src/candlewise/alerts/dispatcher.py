@@ -19,11 +19,11 @@ from sqlalchemy import Engine, insert
 
 from candlewise.alerts.channels import Channel, DeliveryError, build_channels
 from candlewise.alerts.model import Alert
-from candlewise.config import AlertsConfig
-from candlewise.logging_setup import get_logger
-from candlewise.secrets import Secrets
+from candlewise.config.app_config import AlertsConfig
+from candlewise.config.secrets import Secrets
+from candlewise.core.timestamps import datetime_to_text
 from candlewise.store.tables import alerts as alerts_table
-from candlewise.store.timestamps import datetime_to_text
+from candlewise.system.logging_setup import get_logger
 
 log = get_logger("alerts")
 

@@ -11,7 +11,7 @@ import typer
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.data_cmd import progress_bar
 from candlewise.cli.options import ConfigOpt, SymbolsOpt, split_symbols
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 
 _TIME_FORMATS = (
     "%Y-%m-%d",
@@ -120,11 +120,11 @@ def backtest(
     The window is [--from, --to) in UTC minutes; without them, the last --days of the replayed
     candles, or --days after --warmup-days of simulated history.
     """
-    from candlewise.backtest_history import history_beside
-    from candlewise.backtest_request import BacktestRequest, prepare
-    from candlewise.shutdown import StopRequest
+    from candlewise.backtest.history import history_beside
+    from candlewise.backtest.request import BacktestRequest, prepare
+    from candlewise.core.timestamps import ms_to_text
     from candlewise.store.db import safe_url, sqlite_file, sqlite_path
-    from candlewise.store.timestamps import ms_to_text
+    from candlewise.system.shutdown import StopRequest
 
     if feed not in ("simulated", "replay"):
         raise UserError(f"unknown feed {feed!r} for a backtest", "use simulated or replay")
@@ -174,8 +174,8 @@ def backtest(
     prepared = None if resuming else prepare(request)
     ctx.start_logging()
     history = history_beside(ctx.engine, request, prepared)  # written while torch loads
-    from candlewise.backtest import Interrupted, run_backtest
-    from candlewise.memory import freeze_start_up_objects
+    from candlewise.backtest.run import Interrupted, run_backtest
+    from candlewise.system.memory import freeze_start_up_objects
 
     freeze_start_up_objects()
 

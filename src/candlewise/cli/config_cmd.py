@@ -11,8 +11,8 @@ import yaml
 
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt
-from candlewise.config_loader import ConfigError
-from candlewise.secrets import redact
+from candlewise.config.loader import ConfigError
+from candlewise.config.secrets import redact
 from candlewise.store.db import safe_url
 
 _URL_PASSWORD = re.compile(r"(?P<head>://[^/?#@\s:]*:)[^/?#@\s]*@")

@@ -10,13 +10,13 @@ from rich.console import Console
 from sqlalchemy import Engine
 
 from candlewise.cli.options import check_symbol, unknown_symbol
-from candlewise.config import AppConfig
-from candlewise.config_loader import load_config
-from candlewise.errors import UserError
-from candlewise.logging_setup import configure_logging
-from candlewise.secrets import Secrets, load_secrets, set_active
+from candlewise.config.app_config import AppConfig
+from candlewise.config.loader import load_config
+from candlewise.config.secrets import Secrets, load_secrets, set_active
+from candlewise.core.errors import UserError
 from candlewise.store import candle_store
 from candlewise.store.db import database_url, open_store, sqlite_path
+from candlewise.system.logging_setup import configure_logging
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)

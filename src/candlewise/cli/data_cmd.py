@@ -20,12 +20,12 @@ from candlewise.cli.options import (
     check_timeframe,
     split_symbols,
 )
-from candlewise.clock import parse_duration_ms, parse_speed
-from candlewise.errors import UserError
-from candlewise.ingest import CandleRecorder, IngestReport, ingest_frame
+from candlewise.core.clock import parse_duration_ms, parse_speed
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES
 from candlewise.market.candle_files import check_file_timeframe, read_candle_file
+from candlewise.market.ingest import CandleRecorder, IngestReport, ingest_frame
 from candlewise.store import candle_store
-from candlewise.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES
 
 SIMULATE_CHUNK_MINUTES = 30 * 1440  # derive 5m..1d once per month of minutes, not per day
 

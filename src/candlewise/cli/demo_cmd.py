@@ -122,8 +122,8 @@ def _force_reason(ctx: AppContext) -> str | None:
 
 
 def _train(ctx: AppContext, known_at_ms: int) -> None:
-    from candlewise.models.registry import ModelRegistry
-    from candlewise.training import calibrate_signals, train_symbol
+    from candlewise.store.model_registry import ModelRegistry
+    from candlewise.training.first_training import calibrate_signals, train_symbol
 
     cfg = ctx.config
     registry = ModelRegistry(ctx.engine, cfg.paths.models_dir, cfg.models.keep_versions)

@@ -24,8 +24,8 @@ import typer
 
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, FeedOpt, SpeedOpt
-from candlewise.errors import UserError
-from candlewise.processes import process_alive
+from candlewise.core.errors import UserError
+from candlewise.system.processes import process_alive
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -75,7 +75,7 @@ def deploy(
     if phase not in (1, 3):
         raise _phase_error(phase)
     from candlewise.deployment.phase import PhaseOptions, run_phase
-    from candlewise.memory import freeze_start_up_objects
+    from candlewise.system.memory import freeze_start_up_objects
 
     freeze_start_up_objects()  # no ~90 ms full collection of torch's objects in the live loop
 
@@ -143,7 +143,7 @@ def validate_paper(
 ) -> None:
     """Paper trading in a sandbox for --duration, judged on the phase criteria."""
     from candlewise.cli.options import split_symbols
-    from candlewise.clock import parse_duration_ms, parse_speed
+    from candlewise.core.clock import parse_duration_ms, parse_speed
     from candlewise.deployment.paper_validation import run_paper_validation
 
     ctx = AppContext(config, db)

@@ -14,9 +14,9 @@ from rich.table import Table
 
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, check_symbol
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import HIGHER_TIMEFRAMES, TIMEFRAMES
 from candlewise.evaluation.scores import Score
-from candlewise.timeframes import HIGHER_TIMEFRAMES, TIMEFRAMES
 
 
 def load_timeframes(paths: list[Path], symbol: str) -> dict[str, pd.DataFrame]:
@@ -74,7 +74,7 @@ def evaluate(
         aggregate_walk_forward,
         walk_forward_timeframe,
     )
-    from candlewise.training import training_config
+    from candlewise.training.first_training import training_config
 
     check_symbol(symbol)
     ctx = AppContext(config)

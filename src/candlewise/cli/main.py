@@ -26,9 +26,9 @@ from candlewise.cli import (
     store_cmd,
 )
 from candlewise.cli.context import err_console
-from candlewise.config_loader import ConfigError
-from candlewise.errors import UserError
-from candlewise.secrets import redact
+from candlewise.config.loader import ConfigError
+from candlewise.config.secrets import redact
+from candlewise.core.errors import UserError
 from candlewise.store import storage_fault
 
 app = typer.Typer(

@@ -11,8 +11,8 @@ from rich.table import Table
 
 from candlewise.cli.context import AppContext, console, err_console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
-from candlewise.errors import UserError
-from candlewise.timeframes import TIMEFRAMES
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import TIMEFRAMES
 
 app = typer.Typer(help="Trained models: list versions, roll back.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ IntervalOpt = Annotated[
 
 
 def registry_for(ctx: AppContext):  # type: ignore[no-untyped-def]
-    from candlewise.models.registry import ModelRegistry
+    from candlewise.store.model_registry import ModelRegistry
 
     cfg = ctx.config
     return ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
@@ -42,7 +42,7 @@ def train(
     db: DbOpt = None,
 ) -> None:
     """Train the symbol's models (all configured timeframes, or one) from stored candles."""
-    from candlewise.training import train_symbol
+    from candlewise.training.first_training import train_symbol
 
     ctx = AppContext(config, db)
     _check(symbol, interval)
@@ -93,7 +93,7 @@ def train(
                 f"{m.train_size:,} train / {m.val_size:,} val, {m.duration_s:.2f}s"
             )
     if interval is None and not failed:
-        from candlewise.training import calibrate_signals
+        from candlewise.training.first_training import calibrate_signals
 
         with console.status(f"Calibrating {symbol} signals on out-of-sample events..."):
             calibration = calibrate_signals(ctx.engine, ctx.config, symbol)
@@ -119,7 +119,7 @@ def _history_first(
     """A symbol without candles (e.g. just added to ``symbols``) gets its history first: the
     simulated feed simulates it; for a real feed the exact command to get it is named."""
     from candlewise.store import candle_store
-    from candlewise.training import history_days
+    from candlewise.training.first_training import history_days
 
     with ctx.engine.connect() as conn:
         if candle_store.has_symbol(conn, symbol):

@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 
 MAX_HOURS = 24 * 366
 

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from candlewise.errors import UserError
-from candlewise.symbols import symbol_problem
-from candlewise.timeframes import TIMEFRAMES
+from candlewise.core.errors import UserError
+from candlewise.core.symbols import symbol_problem
+from candlewise.core.timeframes import TIMEFRAMES
 
 ConfigOpt = Annotated[
     Path | None,

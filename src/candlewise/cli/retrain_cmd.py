@@ -15,8 +15,8 @@ import typer
 
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
-from candlewise.errors import UserError
-from candlewise.processes import process_alive
+from candlewise.core.errors import UserError
+from candlewise.system.processes import process_alive
 
 SymbolOpt = typer.Option("--symbol", help="e.g. BTC/USDT")
 IntervalOpt = typer.Option("--interval", help="The model's timeframe, e.g. 1h.")
@@ -56,6 +56,7 @@ def retrain_command(
 
 
 def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
+    from candlewise.core.timeframes import TIMEFRAME_MS
     from candlewise.features.spec import FEATURE_SPEC
     from candlewise.learning.retrain_policy import (
         RetrainJob,
@@ -63,12 +64,11 @@ def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
         format_started,
         format_succeeded,
     )
-    from candlewise.logging_setup import get_logger
-    from candlewise.models.registry import ModelRegistry
-    from candlewise.retraining import retrain
     from candlewise.store import candle_store
     from candlewise.store.learning_store import RetrainAttempt, record_retrain
-    from candlewise.timeframes import TIMEFRAME_MS
+    from candlewise.store.model_registry import ModelRegistry
+    from candlewise.system.logging_setup import get_logger
+    from candlewise.training.challenger import retrain
 
     log = get_logger("retrain")
     cfg = ctx.config

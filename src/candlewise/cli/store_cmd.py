@@ -9,7 +9,7 @@ import typer
 
 from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 from candlewise.store import backup as backups
 from candlewise.store.db import create_db_engine, safe_url, table_names
 from candlewise.store.migrate import current_revision, head_revision, upgrade

@@ -18,8 +18,8 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from candlewise.config import AppConfig
-from candlewise.config_loader import ConfigError, load_config
+from candlewise.config.app_config import AppConfig
+from candlewise.config.loader import ConfigError, load_config
 from candlewise.dashboard import charts, data
 from candlewise.store.db import database_url, safe_url
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from candlewise.timeframes import TIMEFRAMES
+from candlewise.core.timeframes import TIMEFRAMES
 
 MODE_COLORS = alt.Scale(domain=["TRADING", "LEARNING"], range=["#2ca02c", "#9e9e9e"])
 OUTCOME_COLORS = alt.Scale(

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, Engine, bindparam, text
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
+from candlewise.core.timestamps import FORMAT
 from candlewise.store.db import check_connection, create_db_engine, table_names
-from candlewise.store.timestamps import FORMAT
 
 TIME_RANGES: dict[str, timedelta | None] = {
     "6h": timedelta(hours=6),

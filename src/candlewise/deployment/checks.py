@@ -10,7 +10,7 @@ command that fixes it. The five checks, in the guide's order:
 2. models: the active model of every configured timeframe loads (present, readable, built for
    the current features);
 3. historical data: the candles stored for the symbol (all timeframes), with at least
-   :func:`candlewise.training.candles_needed` 1m candles to warm up and train on;
+   :func:`candlewise.training.first_training.candles_needed` 1m candles to warm up and train on;
 4. configuration: the loaded config is valid and the symbol is one of its ``symbols``;
 5. data provider: the feed the deployment will read can be planned (for Binance this loads the
    exchange's markets, the guide's "Test API connectivity") and continues the stored history.
@@ -32,21 +32,21 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from candlewise.config import AppConfig
-from candlewise.config_loader import ConfigError
+from candlewise.config.app_config import AppConfig
+from candlewise.config.loader import ConfigError
+from candlewise.config.secrets import Secrets
+from candlewise.core.errors import UserError
+from candlewise.core.symbols import symbol_problem
+from candlewise.core.timestamps import text_to_ms
 from candlewise.deployment.validation import APPROVED, RULE
-from candlewise.errors import UserError
 from candlewise.features.spec import FEATURE_SPEC
-from candlewise.ingest import check_source
 from candlewise.market.feed_factory import plan_feed
-from candlewise.models.registry import ModelRegistry
-from candlewise.secrets import Secrets
+from candlewise.market.ingest import check_source
 from candlewise.signals.calibration_file import calibration_path
 from candlewise.store import candle_store
 from candlewise.store.db import safe_url, sqlite_path
-from candlewise.store.timestamps import text_to_ms
-from candlewise.symbols import symbol_problem
-from candlewise.training import candles_needed
+from candlewise.store.model_registry import ModelRegistry
+from candlewise.training.first_training import candles_needed
 
 TRAIN_SCRIPT = "python src/multi_currency_system.py --train"
 VALIDATION_SCRIPT = "python run_paper_trading_validation.py --duration 48"

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
 
 ROLLBACK = "rollback"
 ALERT = "alert"

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import Connection, func, select
 
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.health import error_fraction, win_fraction
 from candlewise.store.error_log import FEED_DATA_ERROR_TYPES
 from candlewise.store.tables import (
@@ -33,8 +35,6 @@ from candlewise.store.tables import (
     learning_states,
     trade_outcomes,
 )
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
 
 HOUR_MS = 60 * MINUTE_MS
 #: Components whose error_log rows are the system's errors (the error rate).

@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from candlewise.cli.context import AppContext
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.metrics import window_metrics
 from candlewise.deployment.session import Deployment, DeploymentRequest
 from candlewise.deployment.validation import render_results, validate
-from candlewise.ingest import ingest_frame
-from candlewise.logging_setup import get_logger
-from candlewise.shutdown import StopRequest
+from candlewise.market.ingest import ingest_frame
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.db import open_store
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
+from candlewise.system.logging_setup import get_logger
+from candlewise.system.shutdown import StopRequest
 
 log = get_logger("validation")
 Out = Callable[[str], None]

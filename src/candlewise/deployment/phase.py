@@ -18,8 +18,11 @@ from sqlalchemy import insert
 from candlewise.alerts.dispatcher import AlertDispatcher
 from candlewise.alerts.model import Alert
 from candlewise.cli.context import AppContext
-from candlewise.clock import parse_duration_ms, parse_speed
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.clock import parse_duration_ms, parse_speed
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.health import (
     HealthMetrics,
     HealthThresholds,
@@ -35,13 +38,10 @@ from candlewise.deployment.validation import (
     render_phase_validation,
     validate,
 )
-from candlewise.errors import UserError
-from candlewise.logging_setup import get_logger
-from candlewise.shutdown import StopRequest
 from candlewise.store import deployment_store
 from candlewise.store.tables import health_checks
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
+from candlewise.system.logging_setup import get_logger
+from candlewise.system.shutdown import StopRequest
 
 RULE = "=" * 80
 Out = Callable[[str], None]
@@ -250,8 +250,8 @@ def _train_missing(
     ctx: AppContext, symbols: Sequence[str], out: Out, known_at_ms: int | None = None
 ) -> None:
     from candlewise.features.spec import FEATURE_SPEC
-    from candlewise.models.registry import ModelRegistry
-    from candlewise.training import calibrate_signals, train_symbol
+    from candlewise.store.model_registry import ModelRegistry
+    from candlewise.training.first_training import calibrate_signals, train_symbol
 
     cfg = ctx.config
     registry = ModelRegistry(ctx.engine, cfg.paths.models_dir, cfg.models.keep_versions)
@@ -342,7 +342,7 @@ def _metrics_endpoint(cfg: AppConfig, symbols: Sequence[str], out: Out) -> Itera
     if not cfg.monitoring.prometheus.enabled:
         yield None
         return
-    from candlewise.monitoring.prometheus import MetricsEndpoint  # local: prometheus_client
+    from candlewise.deployment.prometheus import MetricsEndpoint  # local: prometheus_client
 
     endpoint = MetricsEndpoint(cfg.monitoring.prometheus, symbols)
     endpoint.start()

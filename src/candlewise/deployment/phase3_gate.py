@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from candlewise.core.errors import UserError
 from candlewise.deployment.validation import APPROVED
-from candlewise.errors import UserError
 from candlewise.store import deployment_store
 from candlewise.store.deployment_store import DeploymentRecord
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from candlewise.engine import TradingEngine
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
+from candlewise.engine.trading_engine import TradingEngine
 
 HOUR_MS = 60 * MINUTE_MS
 #: Wall minutes between two status lines of a paced feed.

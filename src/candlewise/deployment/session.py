@@ -14,7 +14,6 @@ disk, a read-only folder) stops the run at its last checkpoint, recorded as stop
 
 from __future__ import annotations
 
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,17 +22,17 @@ from typing import NoReturn
 
 from sqlalchemy import Engine
 
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.unfinished import record_fault, report_unfinished, stop_message
-from candlewise.engine import TradingEngine
-from candlewise.engine_setup import build_predictor, primed_aggregators, warm_up
-from candlewise.ingest import check_source
-from candlewise.logging_setup import get_logger
+from candlewise.engine.runner import EngineRunner, Interrupted
+from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
+from candlewise.engine.trading_engine import TradingEngine
 from candlewise.market.feed_factory import FeedPlan, plan_feed
-from candlewise.models.registry import ModelRegistry
-from candlewise.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrainer
-from candlewise.runner import EngineRunner, Interrupted
+from candlewise.market.ingest import check_source
 from candlewise.store import deployment_store, trade_store
+from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.run_store import (
     DEPLOYMENT_KIND,
     FINISHED,
@@ -43,10 +42,11 @@ from candlewise.store.run_store import (
     find_run,
     save_checkpoint,
 )
+from candlewise.store.snapshots import load_snapshot
 from candlewise.store.storage_fault import StorageFault
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
+from candlewise.system.logging_setup import get_logger
 from candlewise.trading.paper_broker import PaperBroker
+from candlewise.training.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrainer
 
 RUN_KIND = DEPLOYMENT_KIND
 OPERATOR_ROLLBACK = "rollback requested by the operator"
@@ -232,7 +232,7 @@ class Deployment:
     def _carry_on(self, engine: TradingEngine, saved: bytes, start: int) -> dict:
         """Restore the carried account into ``engine``; symbols joining it (phase 3's beside
         phase 1's) keep the models just built and start as a new deployment does."""
-        snapshot = pickle.loads(saved)
+        snapshot = load_snapshot(saved)
         predictor = engine.predictor
         added = [s for s in self.symbols if s not in self.carried]
         names = self.cfg.timeframes.names

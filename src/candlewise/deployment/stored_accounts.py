@@ -12,15 +12,12 @@ store that no checkpoint holds are closed the same way by a broker holding just 
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, update
 
-from candlewise.config import AppConfig
-from candlewise.logging_setup import get_logger
-from candlewise.processes import process_alive
+from candlewise.config.app_config import AppConfig
 from candlewise.store import candle_store, deployment_store
 from candlewise.store.outbox import Outbox
 from candlewise.store.run_store import (
@@ -30,8 +27,11 @@ from candlewise.store.run_store import (
     running_deployments,
     save_checkpoint,
 )
+from candlewise.store.snapshots import dump_snapshot, load_snapshot
 from candlewise.store.tables import deployments
 from candlewise.store.trade_store import open_positions
+from candlewise.system.logging_setup import get_logger
+from candlewise.system.processes import process_alive
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.trading.positions import ClosedTrade, closed_line
 
@@ -80,7 +80,7 @@ def _idle(conn: Connection, run: RunRecord) -> bool:
 
 def _close_run(conn: Connection, run: RunRecord, reason: str) -> list[ClosedTrade]:
     assert run.snapshot is not None
-    snapshot = pickle.loads(run.snapshot)
+    snapshot = load_snapshot(run.snapshot)
     state = snapshot["engine"]
     broker: PaperBroker = state["broker"]
     cursor = run.cursor_ms or 0
@@ -90,7 +90,7 @@ def _close_run(conn: Connection, run: RunRecord, reason: str) -> list[ClosedTrad
     if state["stats"].rollback is None:
         state["stats"].rollback = reason
     end = max([cursor, *(t.exit_time_ms for t in trades)])
-    blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+    blob = dump_snapshot(snapshot)
     save_checkpoint(conn, run.id, end, blob, FINISHED, pid=run.pid)
     conn.execute(
         update(deployments)

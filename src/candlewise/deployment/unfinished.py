@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select
 
-from candlewise.logging_setup import get_logger
-from candlewise.processes import process_alive
 from candlewise.store import deployment_store
 from candlewise.store.error_log import record_error
 from candlewise.store.storage_fault import StorageFault
 from candlewise.store.tables import error_log
+from candlewise.system.logging_setup import get_logger
+from candlewise.system.processes import process_alive
 
 COMPONENT = "deployment"
 FAULT = "storage_fault"

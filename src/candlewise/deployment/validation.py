@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from candlewise.config import PhaseValidationConfig
+from candlewise.config.app_config import PhaseValidationConfig
 
 RULE = "=" * 80
 APPROVED = "APPROVED"

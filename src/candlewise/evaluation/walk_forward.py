@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from candlewise.core.timeframes import TIMEFRAME_MS, TIMEFRAMES
 from candlewise.evaluation.scores import Score, score
 from candlewise.features.compute import compute_features
 from candlewise.features.labels import next_direction
@@ -28,7 +29,6 @@ from candlewise.features.spec import FEATURE_SPEC
 from candlewise.models.calibration import PlattCalibrator
 from candlewise.models.trainer import TrainingConfig, train_model
 from candlewise.signals.aggregate import SignalAggregator, TimeframePrediction
-from candlewise.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
 
 @dataclass(frozen=True)

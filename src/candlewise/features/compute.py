@@ -48,8 +48,8 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from candlewise.core.timeframes import timeframe_ms
 from candlewise.features.spec import FEATURE_SPEC
-from candlewise.timeframes import timeframe_ms
 
 _COLUMNS: Final = ("timestamp", "open", "high", "low", "close", "volume")
 _WINDOW: Final = FEATURE_SPEC.window

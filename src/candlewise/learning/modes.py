@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from candlewise.config import ConfidenceConfig
+from candlewise.config.app_config import ConfidenceConfig
 from candlewise.signals.aggregate import Signal
 
 HOUR_MS = 3_600_000

@@ -35,9 +35,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from candlewise.config import ContinuousLearningConfig, RetrainingConfig
+from candlewise.config.app_config import ContinuousLearningConfig, RetrainingConfig
+from candlewise.core.timeframes import TIMEFRAMES
 from candlewise.learning.modes import Mode
-from candlewise.timeframes import TIMEFRAMES
 
 HOUR_MS = 3_600_000
 

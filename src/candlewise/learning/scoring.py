@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
 from candlewise.signals.aggregate import TimeframePrediction
 
 

@@ -1,7 +1,7 @@
 """Build higher-timeframe candles (5m … 1d) from 1m candles, and the order of candle-close events.
 
-Buckets are aligned to UTC by ``open_time % length`` (see ``candlewise.timeframes``). A bucket's
-OHLCV is: first open, max high, min low, last close, sum of volume — the same as
+Buckets are aligned to UTC by ``open_time % length`` (see ``candlewise.core.timeframes``). A
+bucket's OHLCV is: first open, max high, min low, last close, sum of volume — the same as
 ``DataFrame.resample(..., label="left", closed="left", origin="epoch")`` over the 1m rows that
 exist. Minutes missing from a bucket (exchange outages) are simply absent from it.
 
@@ -39,8 +39,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from candlewise.market.candle import Candle, CandleClosed
-from candlewise.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS, TIMEFRAME_MS, timeframe_rank
+from candlewise.core.candle import Candle, CandleClosed
+from candlewise.core.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS, TIMEFRAME_MS, timeframe_rank
 
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 

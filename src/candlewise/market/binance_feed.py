@@ -40,7 +40,10 @@ from typing import TypeVar
 
 import ccxt
 
-from candlewise.clock import WallClock
+from candlewise.core.candle import Candle
+from candlewise.core.clock import WallClock
+from candlewise.core.timeframes import MINUTE_MS
+from candlewise.core.timestamps import ms_to_text
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_rest import (
     BadDataCallback,
@@ -55,10 +58,7 @@ from candlewise.market.binance_stream import (
     KlineClosed,
     StreamEvent,
 )
-from candlewise.market.candle import Candle
 from candlewise.market.validation import candle_problem
-from candlewise.store.timestamps import ms_to_text
-from candlewise.timeframes import MINUTE_MS
 
 logger = logging.getLogger(__name__)
 

@@ -31,11 +31,11 @@ from urllib.parse import urlsplit
 import ccxt
 import requests
 
-from candlewise.errors import UserError
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
+from candlewise.core.errors import UserError
+from candlewise.core.symbols import symbol_problem
+from candlewise.core.timeframes import timeframe_ms
 from candlewise.market.validation import candle_problem
-from candlewise.symbols import symbol_problem
-from candlewise.timeframes import timeframe_ms
 
 #: Binance's spot REST host, as ccxt spells it in ``urls['api']``.
 BINANCE_REST_URL = "https://api.binance.com"

@@ -37,11 +37,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidURI, WebSocketException
 from websockets.uri import parse_uri
 
-from candlewise.errors import UserError
+from candlewise.core.candle import Candle
+from candlewise.core.errors import UserError
+from candlewise.core.symbols import exchange_id, is_valid_symbol, symbol_problem
+from candlewise.core.timeframes import timeframe_ms
 from candlewise.market.backoff import Backoff
-from candlewise.market.candle import Candle
-from candlewise.symbols import exchange_id, is_valid_symbol, symbol_problem
-from candlewise.timeframes import timeframe_ms
 
 if TYPE_CHECKING:
     from candlewise.market.binance_rest import BadDataCallback

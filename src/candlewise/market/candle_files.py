@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from candlewise.errors import UserError
-from candlewise.timeframes import TIMEFRAME_MS, TIMEFRAMES
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")

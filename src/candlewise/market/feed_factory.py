@@ -24,16 +24,16 @@ from typing import Protocol
 import pandas as pd
 from sqlalchemy import Engine
 
-from candlewise.clock import Clock, ScaledClock, SimulatedClock
-from candlewise.config import AppConfig
-from candlewise.errors import UserError
-from candlewise.market.candle import Candle
+from candlewise.config.app_config import AppConfig
+from candlewise.core.candle import Candle
+from candlewise.core.clock import Clock, ScaledClock, SimulatedClock
+from candlewise.core.errors import UserError
+from candlewise.core.timeframes import MINUTE_MS
 from candlewise.market.candle_files import read_candle_file
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 from candlewise.market.validation import validate_frame
 from candlewise.store import candle_store
 from candlewise.store.error_log import BAD_MARKET_DATA, record_error
-from candlewise.timeframes import MINUTE_MS
 
 FEEDS = ("simulated", "replay", "binance")
 _FILE_SYMBOL = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-1m\.", re.IGNORECASE)

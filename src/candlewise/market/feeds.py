@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from candlewise.clock import Clock
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
+from candlewise.core.clock import Clock
+from candlewise.core.timeframes import MINUTE_MS
 from candlewise.market.simulated import SimulatedSeries, market_at
-from candlewise.timeframes import MINUTE_MS
 
 SIM_BLOCK_MINUTES = 60
 

@@ -39,16 +39,16 @@ from dataclasses import dataclass
 import ccxt
 from sqlalchemy import Connection, Engine
 
-from candlewise.clock import Clock, WallClock
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.candle import Candle
+from candlewise.core.clock import Clock, WallClock
+from candlewise.core.timestamps import ms_to_text
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_feed import MAX_CLOCK_SKEW_MS, BinanceFeed
 from candlewise.market.binance_rest import BadDataCallback, load_spot_markets, make_exchange
-from candlewise.market.candle import Candle
 from candlewise.market.feed_factory import FeedPlan
 from candlewise.store import candle_store
 from candlewise.store.error_log import FUTURE_CANDLE_REMOVED, record_error
-from candlewise.store.timestamps import ms_to_text
 
 logger = logging.getLogger(__name__)
 

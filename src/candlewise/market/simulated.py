@@ -25,8 +25,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from candlewise.market.candle import Candle
-from candlewise.timeframes import MINUTE_MS
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import MINUTE_MS
 
 #: Ground-truth regime labels; ``SimulatedSeries.regime`` holds indexes into this tuple.
 REGIMES: tuple[str, ...] = ("noise", "trend", "mean_reversion")

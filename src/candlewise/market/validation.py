@@ -36,16 +36,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 import pandas as pd
 
-from candlewise.market.candle import Candle
-from candlewise.timeframes import TIMEFRAME_MS
-
-Action = Literal["rejected", "repaired"]
+from candlewise.core.candle import Action, Candle, CandleIssue
+from candlewise.core.timeframes import TIMEFRAME_MS
 
 #: Rejection checks in precedence order (also the codes used by the frame path).
 REJECT_KINDS: Final = (
@@ -63,24 +61,6 @@ _COLUMNS: Final = ("timestamp", *_FIELDS)
 #: outside is a unit mistake or a corrupt cell, and would poison every range and chart.
 PLAUSIBLE_FROM_MS: Final = 1_230_940_800_000  # 2009-01-03
 PLAUSIBLE_UNTIL_MS: Final = 4_102_444_800_000  # 2100-01-01
-
-
-@dataclass(frozen=True, slots=True)
-class CandleIssue:
-    """One rejected or repaired candle, as written to ``error_log``.
-
-    ``open_time`` is None only for a file row whose timestamp is not an integer at all. ``row``
-    is the 1-based data row of a frame (a file's row below its header), None for a stream; it
-    is not part of equality, so both paths' issues still compare equal.
-    """
-
-    symbol: str
-    timeframe: str
-    open_time: int | None
-    kind: str
-    action: Action
-    detail: str
-    row: int | None = field(default=None, compare=False)
 
 
 # -- details shared by both paths, so their issues compare equal ---------------------------------

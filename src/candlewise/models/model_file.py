@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
+from candlewise.core.timestamps import now_text
 from candlewise.models.trainer import TrainedModel, TrainingConfig, TrainingMetrics
-from candlewise.store.timestamps import now_text
 
 FORMAT_NAME = "candlewise-direction-model"
 FORMAT_VERSION = 1

@@ -8,10 +8,10 @@ from collections import Counter
 
 from sqlalchemy import Connection, func, select
 
+from candlewise.core.timestamps import ms_to_text, text_to_ms
 from candlewise.deployment.metrics import HOUR_MS
 from candlewise.monitoring.status import mode_at
 from candlewise.store.tables import confidence_history, learning_states, trade_outcomes
-from candlewise.store.timestamps import ms_to_text, text_to_ms
 
 
 def mode_share(conn: Connection, symbol: str, lo: str, hi: str) -> dict[str, float] | None:

@@ -18,7 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.timestamps import ms_to_text, text_to_ms
 from candlewise.deployment.metrics import HOUR_MS, window_metrics
 from candlewise.deployment.validation import ValidationResult
 from candlewise.monitoring.figures import mode_share, realised_sharpe
@@ -37,7 +38,6 @@ from candlewise.store.tables import (
     learning_states,
     retraining_history,
 )
-from candlewise.store.timestamps import ms_to_text, text_to_ms
 
 RULE = "=" * 80
 _SOURCES = {"alerts": "stored", "verdict": "failed verdict criteria", "report": "report findings"}

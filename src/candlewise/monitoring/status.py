@@ -21,11 +21,11 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, Engine, func, inspect, select
 
-from candlewise.config import AppConfig
+from candlewise.config.app_config import AppConfig
+from candlewise.core.errors import UserError
+from candlewise.core.timestamps import ms_to_text, text_to_ms
 from candlewise.deployment.health import win_fraction
 from candlewise.deployment.metrics import HOUR_MS, WindowMetrics, window_metrics
-from candlewise.errors import UserError
-from candlewise.processes import process_alive
 from candlewise.store import deployment_store
 from candlewise.store.db import check_connection, create_db_engine, safe_url
 from candlewise.store.tables import (
@@ -38,7 +38,7 @@ from candlewise.store.tables import (
     retraining_history,
     trade_outcomes,
 )
-from candlewise.store.timestamps import ms_to_text, text_to_ms
+from candlewise.system.processes import process_alive
 
 #: Tables the monitor reads; a database without them has no events to show.
 REQUIRED_TABLES = frozenset(

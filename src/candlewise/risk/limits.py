@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from candlewise.config import RiskConfig
+from candlewise.config.app_config import RiskConfig
 
 DAY_MS = 86_400_000
 #: Float noise allowed when comparing a loss with its limit: "exactly at the limit" must block

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from candlewise.core.timeframes import TIMEFRAME_MS, TIMEFRAMES
 from candlewise.models.calibration import PlattCalibrator
-from candlewise.timeframes import TIMEFRAME_MS, TIMEFRAMES
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,9 @@ from itertools import pairwise
 
 import numpy as np
 
+from candlewise.core.candle import Candle
 from candlewise.features.compute import _CHUNK, _block
 from candlewise.features.spec import FEATURE_SPEC
-from candlewise.market.candle import Candle
 from candlewise.models.trainer import TrainedModel
 
 #: Candles carried from one block to the next: all that any new row's window can reach back.

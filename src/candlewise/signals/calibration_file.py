@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from candlewise.core.symbols import file_stem
 from candlewise.models.calibration import PlattCalibrator
-from candlewise.symbols import file_stem
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from candlewise.core.candle import Candle
 from candlewise.features.compute import window_features
 from candlewise.features.spec import FEATURE_SPEC
-from candlewise.market.candle import Candle
 from candlewise.models.calibration import PlattCalibrator
 from candlewise.models.trainer import TrainedModel
 from candlewise.signals.aggregate import Signal, SignalAggregator, TimeframePrediction

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 
 MANIFEST = "manifest.json"
 DB_NAME = "trading.db"

@@ -10,10 +10,10 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from candlewise.market.candle import Candle
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import TIMEFRAME_MS
+from candlewise.core.timestamps import FORMAT
 from candlewise.store.tables import candles, simulated_regimes
-from candlewise.store.timestamps import FORMAT
-from candlewise.timeframes import TIMEFRAME_MS
 
 FRAME_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 _BATCH = 20_000

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 from candlewise.store import storage_fault
 
 BUSY_TIMEOUT_MS = 10_000

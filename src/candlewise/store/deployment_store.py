@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from candlewise.core.timestamps import now_text
 from candlewise.store.tables import deployments
-from candlewise.store.timestamps import now_text
 
 RUNNING = "running"
 COMPLETED = "completed"

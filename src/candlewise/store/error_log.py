@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, insert
 
-from candlewise.market.validation import CandleIssue
-from candlewise.secrets import redact
+from candlewise.config.secrets import redact
+from candlewise.core.candle import CandleIssue
+from candlewise.core.timestamps import now_text
 from candlewise.store.tables import error_log
-from candlewise.store.timestamps import now_text
 
 #: A malformed or invalid message or row from the exchange, skipped by the live feed.
 BAD_MARKET_DATA = "bad_market_data"

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert
 
+from candlewise.core.timestamps import ms_to_text
 from candlewise.learning.modes import ModeTransition
 from candlewise.store.tables import learning_states, retraining_history
-from candlewise.store.timestamps import ms_to_text
 
 
 def record_transition(conn: Connection, transition: ModeTransition) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+from candlewise.core.candle import Candle
+from candlewise.core.timestamps import ms_to_text
 from candlewise.learning.modes import ModeTransition
-from candlewise.market.candle import Candle
 from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.store import candle_store
 from candlewise.store.error_log import error_row
@@ -34,7 +35,6 @@ from candlewise.store.tables import (
     timeframe_predictions,
     trade_outcomes,
 )
-from candlewise.store.timestamps import ms_to_text
 from candlewise.store.trade_store import close_values, open_row, outcome_row, shadow_row
 from candlewise.trading.positions import ClosedTrade, Position
 

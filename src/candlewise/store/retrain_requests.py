@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, insert, select, update
 
+from candlewise.core.timestamps import now_text
 from candlewise.store.tables import retrain_requests
-from candlewise.store.timestamps import now_text
 
 PENDING = "pending"
 TAKEN = "taken"

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from candlewise.core.timestamps import ms_to_text, now_text
 from candlewise.store.tables import engine_runs
-from candlewise.store.timestamps import ms_to_text, now_text
 
 PREPARING = "preparing"
 RUNNING = "running"

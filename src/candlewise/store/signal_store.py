@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, insert
 
+from candlewise.core.timestamps import ms_to_text
 from candlewise.signals.aggregate import Signal, TimeframePrediction
 from candlewise.store.tables import confidence_history, timeframe_predictions
-from candlewise.store.timestamps import ms_to_text
 
 
 def record_predictions(conn: Connection, predictions: Iterable[TimeframePrediction]) -> int:

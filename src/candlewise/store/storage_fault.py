@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
 
-from candlewise.errors import UserError
+from candlewise.core.errors import UserError
 
 FULL = ("database or disk is full", "disk is full")
 READ_ONLY = ("attempt to write a readonly database", "unable to open database file", "readonly")

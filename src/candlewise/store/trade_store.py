@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from candlewise.core.timeframes import TIMEFRAME_MS
+from candlewise.core.timestamps import ms_to_text, text_to_ms
 from candlewise.store.tables import positions, shadow_trades, trade_outcomes
-from candlewise.store.timestamps import ms_to_text, text_to_ms
-from candlewise.timeframes import TIMEFRAME_MS
 from candlewise.trading.positions import ClosedTrade, Position
 
 

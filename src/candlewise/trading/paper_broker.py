@@ -39,11 +39,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from candlewise.config import PaperConfig, RiskConfig
-from candlewise.market.candle import Candle
+from candlewise.config.app_config import PaperConfig, RiskConfig
+from candlewise.core.candle import Candle
+from candlewise.core.timeframes import timeframe_ms
 from candlewise.risk.limits import RiskLimits
 from candlewise.signals.aggregate import Signal
-from candlewise.timeframes import timeframe_ms
 from candlewise.trading.positions import (
     ClosedTrade,
     ExitReason,

@@ -1,0 +1,1 @@
+"""Backtests: the request, the history it needs, the run and its report."""

@@ -1,0 +1,1 @@
+"""The typed, frozen configuration (``app_config``), its YAML loader and the secrets."""

@@ -1,1 +1,0 @@
-"""Block replay: backtests without automatic retraining, a whole read-ahead block at a time."""

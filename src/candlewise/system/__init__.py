@@ -1,0 +1,1 @@
+"""Process plumbing: forked tasks, memory probes, process checks, shutdown, logging."""
