@@ -14,6 +14,10 @@ shadow trade nearly every minute); and, when ``../shared/data`` is present, the 
 1m file (its last 30 days; the models train on the 33 days before).
 
 Run: .venv/bin/python bench/bench_backtest_command.py [--repeat 3] [--skip 730,nocost]
+
+``--vs OTHER`` (another checkout's installed ``candlewise``, e.g. a worktree of the previous
+release) times both commands side by side, alternating A B A B, and prints each one's median
+and the ratio; both must print the same ledger (the same run, only faster or slower).
 """
 
 from __future__ import annotations
@@ -58,7 +62,9 @@ def scenarios() -> list[tuple[str, str, list[str], str | None]]:
     return plan
 
 
-def run_once(args: list[str], config: str | None) -> tuple[float, int, str]:
+def run_once(
+    args: list[str], config: str | None, command: Path = COMMAND
+) -> tuple[float, int, str]:
     """Wall seconds, 1m candles replayed and the ledger of one fresh run."""
     workdir = Path(tempfile.mkdtemp(prefix="cw_bench_cmd_"))
     try:
@@ -66,7 +72,7 @@ def run_once(args: list[str], config: str | None) -> tuple[float, int, str]:
             (workdir / "config.yaml").write_text(config)
         t0 = time.perf_counter()
         done = subprocess.run(
-            [str(COMMAND), "backtest", *args, "--db", "run.db"],
+            [str(command), "backtest", *args, "--db", "run.db"],
             cwd=workdir,
             capture_output=True,
             text=True,
@@ -91,8 +97,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip", default="", help="comma list of scenario keys")
+    parser.add_argument("--vs", type=Path, help="another candlewise command, timed alternately")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    if args.vs is not None:
+        side_by_side(args.vs, args.repeat, skip)
+        return
     rows = []
     for key, label, cli_args, config in scenarios():
         if key in skip:
@@ -117,6 +127,35 @@ def main() -> None:
             f"{minutes / median:,.0f} |"
         )
     print(f"\nTarget {TARGET:,}/s as a whole process; peak RSS of any run {peak:.0f} MB.")
+
+
+def side_by_side(other: Path, repeat: int, skip: set[str]) -> None:
+    """A = this checkout's command, B = ``other``; A B A B ... on every scenario."""
+    rows = []
+    for key, label, cli_args, config in scenarios():
+        if key in skip:
+            continue
+        walls: dict[str, list[float]] = {"A": [], "B": []}
+        ledgers: set[str] = set()
+        minutes = 0
+        for i in range(repeat):
+            for side, command in (("A", COMMAND), ("B", other)):
+                wall, minutes, ledger = run_once(cli_args, config, command)
+                walls[side].append(wall)
+                ledgers.add(ledger)
+                print(f"{label}: {side} run {i + 1}: {wall:.2f} s", flush=True)
+        if len(ledgers) != 1:
+            raise SystemExit(f"{label}: the two commands' ledgers differ: {ledgers}")
+        a, b = (statistics.median(walls[s]) for s in "AB")
+        rows.append((label, minutes, a, b))
+    print(f"\nA = {COMMAND}\nB = {other}\nmedians of {repeat}, alternating A B:\n")
+    print("| scenario | 1m candles | A median s | B median s | A/B time | A 1m/s | B 1m/s |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    for label, minutes, a, b in rows:
+        print(
+            f"| {label} | {minutes:,} | {a:.2f} | {b:.2f} | {a / b:.3f} | {minutes / a:,.0f} | "
+            f"{minutes / b:,.0f} |"
+        )
 
 
 if __name__ == "__main__":
