@@ -42,7 +42,7 @@ from candlewise.engine.replay.column_blocks import feed_blocks
 from candlewise.engine.runner import EngineRunner, Interrupted, Progress
 from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
 from candlewise.engine.trading_engine import TradingEngine
-from candlewise.market.feed_factory import Feed
+from candlewise.market.feed_plan import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
 from candlewise.market.ingest import ingest_frame
 from candlewise.store import checkpoint_writer
