@@ -40,7 +40,7 @@ from candlewise.core.clock import SimulatedClock
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.core.timestamps import ms_to_text
 from candlewise.engine.replay.column_blocks import feed_blocks
-from candlewise.engine.runner import Interrupted, Progress, RunRecordner
+from candlewise.engine.runner import EngineRunner, Interrupted, Progress
 from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
 from candlewise.engine.trading_engine import TradingEngine
 from candlewise.market.feed_plan import Feed
@@ -256,8 +256,8 @@ def _runner(
     stop: Callable[[], bool] | None,
     block_replay: bool,
     writer: checkpoint_writer.CheckpointWriter | None,
-) -> RunRecordner:
-    runner = RunRecordner(
+) -> EngineRunner:
+    runner = EngineRunner(
         begun.engine,
         ctx.store,
         begun.run_id,
