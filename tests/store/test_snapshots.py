@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from candlewise.engine.trading_engine import EngineStats
-from candlewise.store.snapshots import MOVED_MODULES, load_snapshot
+from candlewise.store.snapshots import MOVED_MODULES, MOVED_NAMES, load_snapshot
 from candlewise.trading.paper_broker import PaperBroker
 
 pytestmark = pytest.mark.slow  # end to end: `make test-fast` leaves it out
@@ -60,6 +60,13 @@ def test_the_old_pickles_name_modules_that_moved_and_load_into_todays_classes(
     assert isinstance(snapshot["engine"]["broker"], PaperBroker)
     for new in MOVED_MODULES.values():  # every target exists
         __import__(new)
+
+
+def test_a_class_that_left_its_module_loads_from_its_old_path() -> None:
+    for (old, name), new in MOVED_NAMES.items():
+        blob = b"\x80\x04c" + f"{old}\n{name}\n".encode() + b"."  # a pickle of the class
+        __import__(new)
+        assert load_snapshot(blob) is getattr(sys.modules[new], name), (old, name)
 
 
 def test_a_backtest_killed_before_the_move_resumes_to_the_uninterrupted_ledger(

@@ -28,6 +28,7 @@ from candlewise.trading.ledger import ledger_hash_of_keys, ledger_key
 from candlewise.trading.positions import ClosedTrade
 
 HOUR_MS = 60 * MINUTE_MS
+LedgerKey = tuple[int, int, str, str, str, str]  # trading.ledger.ledger_key's
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,26 @@ class BacktestReport:
     untrained: tuple[str, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class _Ledger:
+    """The window's closed trades, kept as their ledger keys only: long runs stay small."""
+
+    keys: list[LedgerKey]
+    pnl: float
+    wins: int
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """What the run's other tables count over the window."""
+
+    retrains: dict[str, int]
+    accepted: int
+    transitions: dict[str, int]
+    errors: int
+    shadows: int
+
+
 def build_report(
     conn: Connection,
     engine: TradingEngine,
@@ -68,35 +89,68 @@ def build_report(
     untrained: Sequence[str],
 ) -> BacktestReport:
     window = (ms_to_text(start), ms_to_text(end))
-    keys = []  # one pass, keeping only each trade's ledger key: reports of long runs stay small
+    ledger = _ledger(conn, symbols, window)
+    counts = _counts(conn, symbols, window)
+    minutes = (end - start) // MINUTE_MS
+    equity = engine.broker.equity()
+    return BacktestReport(
+        symbols=tuple(symbols),
+        start_ms=start,
+        end_ms=end,
+        candles=engine.stats.candles,
+        trades=len(ledger.keys),
+        wins=ledger.wins,
+        pnl=ledger.pnl,
+        pnl_percent=100 * (equity / starting_balance - 1),
+        max_drawdown_percent=engine.drawdown.max_drawdown_percent,
+        sharpe=sharpe_ratio(conn, run_id),
+        transitions_per_hour=max(counts.transitions.values(), default=0) / max(minutes / 60, 1e-9),
+        trading_share={
+            sym: engine.stats.trading_minutes.get(sym, 0) / max(minutes, 1) for sym in symbols
+        },
+        retrains=counts.retrains,
+        retrains_accepted=counts.accepted,
+        errors=counts.errors,
+        rollback=engine.stats.rollback,
+        ledger=ledger_hash_of_keys(ledger.keys),
+        open_positions=len(engine.broker.book),
+        unrealized_pnl=equity - starting_balance - ledger.pnl,
+        final_equity=equity,
+        shadow_trades=counts.shadows,
+        skipped_costs=engine.stats.skipped_costs,
+        untrained=tuple(untrained),
+    )
+
+
+def _ledger(conn: Connection, symbols: Sequence[str], window: tuple[str, str]) -> _Ledger:
+    keys: list[LedgerKey] = []
     pnl: float = 0
     wins = 0
     for trade in stored_trades(conn, symbols, *window):
         pnl += trade.pnl_absolute
         wins += trade.outcome == "WIN"
         keys.append(ledger_key(trade))
-    minutes = (end - start) // MINUTE_MS
+    return _Ledger(keys, pnl, wins)
+
+
+def _counts(conn: Connection, symbols: Sequence[str], window: tuple[str, str]) -> _Counts:
     r = retraining_history.c
-    retrains = dict(
-        conn.execute(
-            select(r.trigger_reason, func.count())
-            .where(r.symbol.in_(symbols), r.triggered_at.between(*window))
-            .group_by(r.trigger_reason)
-        ).all()
-    )
+    retrains = conn.execute(
+        select(r.trigger_reason, func.count())
+        .where(r.symbol.in_(symbols), r.triggered_at.between(*window))
+        .group_by(r.trigger_reason)
+    ).all()
     accepted = conn.execute(
         select(func.count()).where(
             r.symbol.in_(symbols), r.triggered_at.between(*window), r.success.is_(True)
         )
     ).scalar_one()
     s = learning_states.c
-    transitions = dict(
-        conn.execute(
-            select(s.symbol, func.count())
-            .where(s.symbol.in_(symbols), s.timestamp.between(*window))
-            .group_by(s.symbol)
-        ).all()
-    )
+    transitions = conn.execute(
+        select(s.symbol, func.count())
+        .where(s.symbol.in_(symbols), s.timestamp.between(*window))
+        .group_by(s.symbol)
+    ).all()
     e = error_log.c
     errors = conn.execute(
         select(func.count()).where(e.component == "engine", e.timestamp.between(*window))
@@ -105,33 +159,12 @@ def build_report(
     shadows = conn.execute(
         select(func.count()).where(sh.symbol.in_(symbols), sh.exit_time.between(*window))
     ).scalar_one()
-    equity = engine.broker.equity()
-    return BacktestReport(
-        symbols=tuple(symbols),
-        start_ms=start,
-        end_ms=end,
-        candles=engine.stats.candles,
-        trades=len(keys),
-        wins=wins,
-        pnl=pnl,
-        pnl_percent=100 * (equity / starting_balance - 1),
-        max_drawdown_percent=engine.drawdown.max_drawdown_percent,
-        sharpe=sharpe_ratio(conn, run_id),
-        transitions_per_hour=max(transitions.values(), default=0) / max(minutes / 60, 1e-9),
-        trading_share={
-            sym: engine.stats.trading_minutes.get(sym, 0) / max(minutes, 1) for sym in symbols
-        },
-        retrains={str(k): int(v) for k, v in retrains.items()},
-        retrains_accepted=int(accepted),
+    return _Counts(
+        retrains={str(k): int(v) for k, v in retrains},
+        accepted=int(accepted),
+        transitions=dict(transitions),
         errors=int(errors),
-        rollback=engine.stats.rollback,
-        ledger=ledger_hash_of_keys(keys),
-        open_positions=len(engine.broker.book),
-        unrealized_pnl=equity - starting_balance - pnl,
-        final_equity=equity,
-        shadow_trades=int(shadows),
-        skipped_costs=engine.stats.skipped_costs,
-        untrained=tuple(untrained),
+        shadows=int(shadows),
     )
 
 

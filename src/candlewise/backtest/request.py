@@ -132,38 +132,60 @@ def _window(
 ) -> tuple[int, int]:
     """[start, end) in whole minutes: ``--from``/``--to``/``--days``, else the data's last
     ``days`` (replay, ``coverage`` = each symbol's candles) or the seed's window (simulated)."""
-    length = int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
-    if req.start_ms is not None and req.end_ms is not None:
-        start, end = req.start_ms, req.end_ms
-    elif req.start_ms is not None:
-        start, end = req.start_ms, req.start_ms + length
-    elif req.end_ms is not None:
-        start, end = req.end_ms - length, req.end_ms
-    elif coverage is not None:
-        end = min(stop for _first, stop in coverage.values())
-        start = end - length
-    else:
-        start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
-        end = start + length
-    explicit = req.start_ms is not None or req.end_ms is not None
+    start, end = _bounds(req, coverage)
     if start >= end:
         raise UserError(
             f"--from {_minute(start)} is not before --to {_minute(end)}",
             "the window is [--from, --to) in UTC: pick a --to after --from",
         )
     if coverage is not None:
-        for symbol, (first, stop) in coverage.items():
-            if first < start and end <= stop:
-                continue
-            raise UserError(
-                f"the window {_minute(start)} → {_minute(end)} UTC does not fit the candles of "
-                f"{labels[symbol]}, which cover {_minute(first)} → {_minute(stop)} UTC",
-                "pick --from/--to inside, --from after the first candle (the first models "
-                "train on the candles before the window)"
-                if explicit
-                else "pass fewer --days, or --from/--to inside",
-            )
-        return start, end
+        _check_inside_candles(req, start, end, coverage, labels)
+    else:
+        _check_inside_history(req, start, end)
+    return start, end
+
+
+def _bounds(
+    req: BacktestRequest, coverage: Mapping[str, tuple[int, int]] | None
+) -> tuple[int, int]:
+    length = int(req.days * DAY_MS) // MINUTE_MS * MINUTE_MS
+    if req.start_ms is not None and req.end_ms is not None:
+        return req.start_ms, req.end_ms
+    if req.start_ms is not None:
+        return req.start_ms, req.start_ms + length
+    if req.end_ms is not None:
+        return req.end_ms - length, req.end_ms
+    if coverage is not None:
+        end = min(stop for _first, stop in coverage.values())
+        return end - length, end
+    start = HISTORY_ORIGIN_MS + int(req.warmup_days * DAY_MS) // MINUTE_MS * MINUTE_MS
+    return start, start + length
+
+
+def _check_inside_candles(
+    req: BacktestRequest,
+    start: int,
+    end: int,
+    coverage: Mapping[str, tuple[int, int]],
+    labels: Mapping[str, str],
+) -> None:
+    """A replayed window needs candles before it (the first models train on them) and to its end."""
+    explicit = req.start_ms is not None or req.end_ms is not None
+    for symbol, (first, stop) in coverage.items():
+        if first < start and end <= stop:
+            continue
+        raise UserError(
+            f"the window {_minute(start)} → {_minute(end)} UTC does not fit the candles of "
+            f"{labels[symbol]}, which cover {_minute(first)} → {_minute(stop)} UTC",
+            "pick --from/--to inside, --from after the first candle (the first models "
+            "train on the candles before the window)"
+            if explicit
+            else "pass fewer --days, or --from/--to inside",
+        )
+
+
+def _check_inside_history(req: BacktestRequest, start: int, end: int) -> None:
+    """A simulated window starts a day to ``MAX_WARMUP_MS`` after the seed's history origin."""
     if start - HISTORY_ORIGIN_MS < MIN_WARMUP_MS:
         earliest = HISTORY_ORIGIN_MS + MIN_WARMUP_MS
         if req.start_ms is not None:
@@ -185,7 +207,6 @@ def _window(
             f"({_minute(HISTORY_ORIGIN_MS)} UTC)",
             f"pick a --from before {_option_time(HISTORY_ORIGIN_MS + MAX_WARMUP_MS)}",
         )
-    return start, end
 
 
 def _read_files(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from candlewise.engine.replay.column_blocks import feed_blocks
 from candlewise.engine.runner import EngineRunner, Interrupted, Progress
 from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
 from candlewise.engine.trading_engine import TradingEngine
-from candlewise.market.feed_factory import Feed
+from candlewise.market.feed_plan import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
 from candlewise.market.ingest import ingest_frame
 from candlewise.store import checkpoint_writer
@@ -50,6 +51,7 @@ from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.run_store import (
     FINISHED,
     PREPARING,
+    RunRecord,
     claim_run,
     create_run,
     find_run,
@@ -119,6 +121,33 @@ def run_backtest(
             writer.close()  # every checkpoint submitted is committed (or this raises)
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What every step of a run reads: the configuration, the stores and the request."""
+
+    cfg: AppConfig
+    store: Engine
+    registry: ModelRegistry
+    models_dir: str
+    req: BacktestRequest
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.req.symbols)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """Where the replay starts: the run, its engine, the checkpoint it continues from and the
+    candles still to play (replay runs)."""
+
+    run_id: int
+    engine: TradingEngine
+    snapshot: dict[str, Any]
+    frames: dict[str, pd.DataFrame]
+    cursor: int
+
+
 def _run(
     cfg: AppConfig,
     store: Engine,
@@ -131,65 +160,109 @@ def _run(
     writer: checkpoint_writer.CheckpointWriter | None,
     history: ForkedTask | None,
 ) -> BacktestReport:
-    symbols = list(req.symbols)
     params = _params(cfg, req)
     with store.begin() as conn:
         run = find_run(conn, RUN_KIND, params)
     registry = ModelRegistry(store, models_dir, cfg.models.keep_versions)
+    ctx = _Context(cfg, store, registry, models_dir, req)
     if run is not None and run.status == FINISHED and run.snapshot is not None:
         snapshot = load_snapshot(run.snapshot)
-        engine = _engine(cfg, store, registry, models_dir, symbols, req, run.id)
+        engine = _engine(ctx, run.id)
         engine.restore(snapshot["engine"])
-        return _report(cfg, req, store, engine, run.id, snapshot)
+        return _report(ctx, engine, run.id, snapshot)
     source = "replay" if req.replaying else simulated_source(req.seed)
     if run is None or run.status == PREPARING or run.snapshot is None:
-        if prepared is None:
-            prepared = prepare(req)
-        start, end = prepared.window
-        frames = prepared.frames
-        for symbol, frame in prepared.imports.items():
-            if progress:
-                progress(f"storing {symbol} candles", 0, 1)
-            ingest_frame(store, frame, symbol, "1m", source)
-        if run is None:
-            with store.begin() as conn:
-                run_id = create_run(conn, RUN_KIND, params)
-        else:
-            run_id = run.id
-            for symbol in symbols:  # a preparation cut short: train again, same versions
-                for tf in cfg.timeframes.names:
-                    registry.discard_newer(symbol, tf, None)
-        if not req.replaying and (history is None or not history.wait()):
-            simulate_history(store, symbols, req.seed, start, source, progress)
-        untrained = _train(cfg, store, registry, models_dir, symbols, start, progress)
-        release_freed_memory()
-        engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
-        warm_up(engine.predictor, store, symbols, start)
-        snapshot = {
-            "aggregators": primed_aggregators(store, symbols, start),
-            "untrained": untrained,
-            "window": (start, end),
-        }
-        cursor = start
+        begun = _prepare_run(ctx, run, params, prepared, history, source, progress)
+    else:
+        begun = _resume_run(ctx, run)
+    start, end = begun.snapshot["window"]
+    runner = _runner(ctx, begun, source, stop, block_replay, writer)
+    if run is None or run.snapshot is None:
+        runner.checkpoint(start)  # prepared: from here on a restart resumes, not retrains
+    cursor, total = begun.cursor, (end - start) // MINUTE_MS
+    feed = _feed(req, begun.frames, ctx.symbols, cursor, end)
+    if runner.path == "block":
+        blocks = feed_blocks(feed, runner.block_width)
+        runner.run_blocks(blocks, cursor, progress=progress, total_minutes=total, start=start)
+    else:
+        runner.run(feed.candles(), cursor, progress=progress, total_minutes=total, start=start)
+    runner.checkpoint(end, FINISHED)
+    if writer is not None:
+        writer.close()  # the report reads what the writer stored
+    return _report(ctx, begun.engine, begun.run_id, begun.snapshot)
+
+
+def _prepare_run(
+    ctx: _Context,
+    run: RunRecord | None,
+    params: dict[str, Any],
+    prepared: Prepared | None,
+    history: ForkedTask | None,
+    source: str,
+    progress: Progress | None,
+) -> _Start:
+    """A new run (or one whose preparation was cut short): store its candles and history,
+    train the first models and warm the engine up to the window start."""
+    store, symbols = ctx.store, ctx.symbols
+    if prepared is None:
+        prepared = prepare(ctx.req)
+    start, end = prepared.window
+    for symbol, frame in prepared.imports.items():
+        if progress:
+            progress(f"storing {symbol} candles", 0, 1)
+        ingest_frame(store, frame, symbol, "1m", source)
+    if run is None:
+        with store.begin() as conn:
+            run_id = create_run(conn, RUN_KIND, params)
     else:
         run_id = run.id
-        with store.begin() as conn:
-            claim_run(conn, run_id)
-        snapshot = load_snapshot(run.snapshot)
-        start, end = snapshot["window"]
-        engine = _engine(cfg, store, registry, models_dir, symbols, req, run_id)
-        engine.restore(snapshot["engine"])
-        cursor = run.cursor_ms if run.cursor_ms is not None else start
-        # the rest of the window, from the copy in the run's database: neither the files nor
-        # the source database are needed again, and a change to them cannot change the run
-        frames = stored_window(store, symbols, cursor, end) if req.replaying else {}
-        log.info("Resuming backtest run %d from %s UTC", run_id, ms_to_text(cursor))
+        for symbol in symbols:  # a preparation cut short: train again, same versions
+            for tf in ctx.cfg.timeframes.names:
+                ctx.registry.discard_newer(symbol, tf, None)
+    if not ctx.req.replaying and (history is None or not history.wait()):
+        simulate_history(store, symbols, ctx.req.seed, start, source, progress)
+    untrained = _train(ctx.cfg, store, ctx.registry, ctx.models_dir, symbols, start, progress)
+    release_freed_memory()
+    engine = _engine(ctx, run_id)
+    warm_up(engine.predictor, store, symbols, start)
+    snapshot = {
+        "aggregators": primed_aggregators(store, symbols, start),
+        "untrained": untrained,
+        "window": (start, end),
+    }
+    return _Start(run_id, engine, snapshot, prepared.frames, start)
+
+
+def _resume_run(ctx: _Context, run: RunRecord) -> _Start:
+    """An interrupted run, from its last checkpoint."""
+    with ctx.store.begin() as conn:
+        claim_run(conn, run.id)
+    snapshot = load_snapshot(run.snapshot)
+    start, end = snapshot["window"]
+    engine = _engine(ctx, run.id)
+    engine.restore(snapshot["engine"])
+    cursor = run.cursor_ms if run.cursor_ms is not None else start
+    # the rest of the window, from the copy in the run's database: neither the files nor
+    # the source database are needed again, and a change to them cannot change the run
+    frames = stored_window(ctx.store, ctx.symbols, cursor, end) if ctx.req.replaying else {}
+    log.info("Resuming backtest run %d from %s UTC", run.id, ms_to_text(cursor))
+    return _Start(run.id, engine, snapshot, frames, cursor)
+
+
+def _runner(
+    ctx: _Context,
+    begun: _Start,
+    source: str,
+    stop: Callable[[], bool] | None,
+    block_replay: bool,
+    writer: checkpoint_writer.CheckpointWriter | None,
+) -> EngineRunner:
     runner = EngineRunner(
-        engine,
-        store,
-        run_id,
-        snapshot,
-        candle_source=None if req.replaying else source,  # replayed candles are stored already
+        begun.engine,
+        ctx.store,
+        begun.run_id,
+        begun.snapshot,
+        candle_source=None if ctx.req.replaying else source,  # replayed candles are stored
         read_ahead=True,
         stop=stop,
         block_replay=block_replay,
@@ -199,19 +272,7 @@ def _run(
     log.info(
         "Replay path: %s", runner.path + (", checkpoint writer process" if runner.writer else "")
     )
-    if run is None or run.snapshot is None:
-        runner.checkpoint(start)  # prepared: from here on a restart resumes, not retrains
-    feed = _feed(req, frames, symbols, cursor, end)
-    total = (end - start) // MINUTE_MS
-    if runner.path == "block":
-        blocks = feed_blocks(feed, runner.block_width)
-        runner.run_blocks(blocks, cursor, progress=progress, total_minutes=total, start=start)
-    else:
-        runner.run(feed.candles(), cursor, progress=progress, total_minutes=total, start=start)
-    runner.checkpoint(end, FINISHED)
-    if writer is not None:
-        writer.close()  # the report reads what the writer stored
-    return _report(cfg, req, store, engine, run_id, snapshot)
+    return runner
 
 
 def _params(cfg: AppConfig, req: BacktestRequest) -> dict[str, Any]:
@@ -279,39 +340,27 @@ def _train(
     return untrained
 
 
-def _engine(
-    cfg: AppConfig,
-    store: Engine,
-    registry: ModelRegistry,
-    models_dir: str,
-    symbols: list[str],
-    req: BacktestRequest,
-    run_id: int,
-) -> TradingEngine:
-    predictor = build_predictor(cfg, registry, models_dir, symbols)
-    broker = PaperBroker(cfg.paper, cfg.risk, "paper")
+def _engine(ctx: _Context, run_id: int) -> TradingEngine:
+    predictor = build_predictor(ctx.cfg, ctx.registry, ctx.models_dir, ctx.symbols)
+    broker = PaperBroker(ctx.cfg.paper, ctx.cfg.risk, "paper")
+    retraining = ctx.req.retrain
     return TradingEngine(
-        cfg, store, registry, predictor, broker, retraining=req.retrain, run_id=run_id
+        ctx.cfg, ctx.store, ctx.registry, predictor, broker, retraining=retraining, run_id=run_id
     )
 
 
 def _report(
-    cfg: AppConfig,
-    req: BacktestRequest,
-    store: Engine,
-    engine: TradingEngine,
-    run_id: int,
-    snapshot: dict[str, Any],
+    ctx: _Context, engine: TradingEngine, run_id: int, snapshot: dict[str, Any]
 ) -> BacktestReport:
     start, end = snapshot["window"]
-    with store.connect() as conn:
+    with ctx.store.connect() as conn:
         return build_report(
             conn,
             engine,
-            req.symbols,
+            ctx.req.symbols,
             run_id,
             start,
             end,
-            cfg.paper.starting_balance,
+            ctx.cfg.paper.starting_balance,
             snapshot.get("untrained", ()),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -26,6 +26,10 @@ from candlewise.core.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES
 from candlewise.market.candle_files import check_file_timeframe, read_candle_file
 from candlewise.market.ingest import CandleRecorder, IngestReport, ingest_frame
 from candlewise.store import candle_store
+
+if TYPE_CHECKING:
+    from candlewise.core.candle import Candle
+    from candlewise.market.feed_plan import FeedPlan
 
 SIMULATE_CHUNK_MINUTES = 30 * 1440  # derive 5m..1d once per month of minutes, not per day
 
@@ -214,33 +218,13 @@ def stream(
         record_regimes=True,  # the recorder stores them
     )
     show = pace is not None or name == "binance"
-
-    def on_close(bar) -> None:  # type: ignore[no-untyped-def]
-        if show and bar.timeframe != "1m":
-            stamp = datetime.fromtimestamp(bar.close_time / 1000, tz=UTC).strftime("%H:%M:%S")
-            console.print(
-                f"[{stamp}] [{bar.symbol} @ {bar.timeframe}] Candle closed: "
-                f"O={bar.open:.2f} C={bar.close:.2f}",
-                markup=False,
-            )
-
     source = getattr(plan.feed, "source", name)
     take_regimes = getattr(plan.feed, "take_regimes", None)
+    on_close = _print_close if show else None
     recorder = CandleRecorder(engine, chosen, source, on_close=on_close, regimes=take_regimes)
     recorder.resume_from_store()
-    minutes = None if plan.end_ms is None else (plan.end_ms - plan.start_ms) // MINUTE_MS
     started = time.monotonic()
-    interrupted = False
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task(f"{name} feed", total=(minutes or 0) * len(chosen) or None)
-            for candle in plan.feed.candles():
-                recorder.add(candle)
-                bar.advance(task)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        recorder.flush()
+    interrupted = _record(plan, recorder, f"{name} feed", len(chosen))
     elapsed = time.monotonic() - started
     closes = ", ".join(f"{tf} {recorder.closes.get(tf, 0):,}" for tf in TIMEFRAMES)
     mark = "Interrupted:" if interrupted else "✓"
@@ -253,6 +237,34 @@ def stream(
         console.print("  [dim]Simulated market: not real prices.[/dim]")
     if interrupted:
         raise typer.Exit(130)
+
+
+def _print_close(bar: Candle) -> None:
+    """A closed 5m..1d candle, as the guide's log shows it (paced and live feeds only)."""
+    if bar.timeframe != "1m":
+        stamp = datetime.fromtimestamp(bar.close_time / 1000, tz=UTC).strftime("%H:%M:%S")
+        console.print(
+            f"[{stamp}] [{bar.symbol} @ {bar.timeframe}] Candle closed: "
+            f"O={bar.open:.2f} C={bar.close:.2f}",
+            markup=False,
+        )
+
+
+def _record(plan: FeedPlan, recorder: CandleRecorder, label: str, n_symbols: int) -> bool:
+    """The feed's candles into the recorder under a progress bar; True when Ctrl-C cut it short
+    (what was recorded is stored either way)."""
+    minutes = None if plan.end_ms is None else (plan.end_ms - plan.start_ms) // MINUTE_MS
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task(label, total=(minutes or 0) * n_symbols or None)
+            for candle in plan.feed.candles():
+                recorder.add(candle)
+                bar.advance(task)
+    except KeyboardInterrupt:
+        return True
+    finally:
+        recorder.flush()
+    return False
 
 
 @app.command("summary")

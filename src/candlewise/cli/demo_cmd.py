@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -85,16 +86,9 @@ def demo(
         raise typer.Exit(2)
 
     console.rule("5. The guide's queries on the result")
-    with ctx.engine.connect() as conn:
-        for query in SUMMARY_QUERIES:
-            console.print(f'[bold]sqlite3 data/trading.db "{query}"', markup=True)
-            for row in conn.execute(text(query)):
-                console.print("|".join("" if v is None else str(v) for v in row), markup=False)
+    _guide_queries(ctx)
     console.rule("6. The guide's monitor and 24-hour report (python monitor_production.py)")
-    from candlewise.cli.monitor_cmd import monitor
-
-    monitor(symbol=SYMBOL, once=True, config=config)
-    monitor(report=True, hours="24", config=config)
+    _monitor_and_report(config)
     console.rule()
     console.print(
         f"Demo done in {time.monotonic() - started:.0f} s. Next: the guide's commands, e.g. "
@@ -102,6 +96,21 @@ def demo(
         "python deploy_production.py --phase 3 --approve (after an APPROVED phase 1), "
         "tail -f logs/production_deployment.log"
     )
+
+
+def _guide_queries(ctx: AppContext) -> None:
+    with ctx.engine.connect() as conn:
+        for query in SUMMARY_QUERIES:
+            console.print(f'[bold]sqlite3 data/trading.db "{query}"', markup=True)
+            for row in conn.execute(text(query)):
+                console.print("|".join("" if v is None else str(v) for v in row), markup=False)
+
+
+def _monitor_and_report(config: Path | None) -> None:
+    from candlewise.cli.monitor_cmd import monitor
+
+    monitor(symbol=SYMBOL, once=True, config=config)
+    monitor(report=True, hours="24", config=config)
 
 
 def _force_reason(ctx: AppContext) -> str | None:

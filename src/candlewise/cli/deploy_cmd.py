@@ -35,35 +35,44 @@ if TYPE_CHECKING:
 RULE = "=" * 80
 
 
+PhaseOpt = Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all).")]
+SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Phase 1's symbol.")]
+RollbackOpt = Annotated[
+    bool, typer.Option("--rollback", help="Stop the running deployment, closing positions.")
+]
+DurationOpt = Annotated[str | None, typer.Option("--duration", help="e.g. 24h, 90m, 2d (phase 1).")]
+ApproveOpt = Annotated[
+    bool, typer.Option("--approve", help="Phase 3: the operator approves phase 1's result.")
+]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Phase 1 without an approved 48-hour paper-trading validation, phase 3 without "
+        "an approved phase 1 (with --reason, recorded with the deployment).",
+    ),
+]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why --force.")]
+StaggerOpt = Annotated[
+    str | None, typer.Option("--stagger", help="Phase 3: pause between symbols, e.g. 30s.")
+]
+TrainMissingOpt = Annotated[
+    bool, typer.Option("--train-missing", help="Train missing models before the checks.")
+]
+
+
 def deploy(
-    phase: Annotated[int | None, typer.Option("--phase", help="1 (one symbol) or 3 (all).")] = None,
-    symbol: Annotated[str | None, typer.Option("--symbol", help="Phase 1's symbol.")] = None,
-    rollback: Annotated[
-        bool, typer.Option("--rollback", help="Stop the running deployment, closing positions.")
-    ] = False,
-    duration: Annotated[
-        str | None, typer.Option("--duration", help="e.g. 24h, 90m, 2d (phase 1).")
-    ] = None,
+    phase: PhaseOpt = None,
+    symbol: SymbolOpt = None,
+    rollback: RollbackOpt = False,
+    duration: DurationOpt = None,
     feed: FeedOpt = None,
     speed: SpeedOpt = "1",
-    approve: Annotated[
-        bool, typer.Option("--approve", help="Phase 3: the operator approves phase 1's result.")
-    ] = False,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force",
-            help="Phase 1 without an approved 48-hour paper-trading validation, phase 3 without "
-            "an approved phase 1 (with --reason, recorded with the deployment).",
-        ),
-    ] = False,
-    reason: Annotated[str | None, typer.Option("--reason", help="Why --force.")] = None,
-    stagger: Annotated[
-        str | None, typer.Option("--stagger", help="Phase 3: pause between symbols, e.g. 30s.")
-    ] = None,
-    train_missing: Annotated[
-        bool, typer.Option("--train-missing", help="Train missing models before the checks.")
-    ] = False,
+    approve: ApproveOpt = False,
+    force: ForceOpt = False,
+    reason: ReasonOpt = None,
+    stagger: StaggerOpt = None,
+    train_missing: TrainMissingOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:

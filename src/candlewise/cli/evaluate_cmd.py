@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -17,6 +17,13 @@ from candlewise.cli.options import ConfigOpt, check_symbol
 from candlewise.core.errors import UserError
 from candlewise.core.timeframes import HIGHER_TIMEFRAMES, TIMEFRAMES
 from candlewise.evaluation.scores import Score
+
+if TYPE_CHECKING:  # the walk forward loads torch: imported once the command runs
+    from candlewise.evaluation.walk_forward import (
+        AggregateResult,
+        TimeframeResult,
+        WalkForwardConfig,
+    )
 
 
 def load_timeframes(paths: list[Path], symbol: str) -> dict[str, pd.DataFrame]:
@@ -69,11 +76,7 @@ def evaluate(
     config: ConfigOpt = None,
 ) -> None:
     """Walk forward over real candles: train on the past, predict the next block, repeat."""
-    from candlewise.evaluation.walk_forward import (
-        WalkForwardConfig,
-        aggregate_walk_forward,
-        walk_forward_timeframe,
-    )
+    from candlewise.evaluation.walk_forward import WalkForwardConfig, aggregate_walk_forward
     from candlewise.training.first_training import training_config
 
     check_symbol(symbol)
@@ -84,6 +87,28 @@ def evaluate(
         max_samples=cfg.models.max_samples, blocks=blocks, training=training_config(cfg)
     )
     started = time.perf_counter()
+    results = _walk_forward(frames, wf, symbol)
+    aggregate = aggregate_walk_forward(results, cfg.timeframes.weights, wf, symbol)
+    elapsed = time.perf_counter() - started
+    candles = sum(len(f) for f in frames.values())
+
+    names = ", ".join(p.name for p in data)
+    _print_table(f"Walk-forward evaluation: {symbol} ({names})", results, aggregate)
+    console.print(
+        f"{candles:,} candles, {sum(r.retrains for r in results.values())} retrains, "
+        f"{elapsed:.1f}s. Accuracy columns at a confidence bar show accuracy (count)."
+    )
+    if json_path is not None:
+        _write_json(json_path, symbol, data, elapsed, results, aggregate)
+        console.print(f"✓ Results written to {json_path}")
+
+
+def _walk_forward(
+    frames: dict[str, pd.DataFrame], wf: WalkForwardConfig, symbol: str
+) -> dict[str, TimeframeResult]:
+    """Each timeframe's walk forward, under one progress bar per timeframe."""
+    from candlewise.evaluation.walk_forward import walk_forward_timeframe
+
     results = {}
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -98,12 +123,13 @@ def evaluate(
             results[tf] = walk_forward_timeframe(frame, tf, wf, on_block)
             done = results[tf].retrains or 1  # a skipped timeframe is done too
             bar.update(tasks[tf], completed=done, total=done)
-    aggregate = aggregate_walk_forward(results, cfg.timeframes.weights, wf, symbol)
-    elapsed = time.perf_counter() - started
-    candles = sum(len(f) for f in frames.values())
+    return results
 
-    names = ", ".join(p.name for p in data)
-    table = Table(title=f"Walk-forward evaluation: {symbol} ({names})")
+
+def _print_table(
+    title: str, results: dict[str, TimeframeResult], aggregate: AggregateResult
+) -> None:
+    table = Table(title=title)
     for col in ("model", "predictions", "accuracy", "majority baseline", "conf ≥ 0.55",
                 "conf ≥ 0.6", "conf ≥ 0.7", "conf ≥ 0.8", "ECE", "Brier"):  # fmt: skip
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -115,30 +141,34 @@ def evaluate(
     table.add_row(*_row("aggregate", aggregate.calibrated))
     table.add_row(*_row("aggregate, uncalibrated mix", aggregate.raw))
     console.print(table)
-    console.print(
-        f"{candles:,} candles, {sum(r.retrains for r in results.values())} retrains, "
-        f"{elapsed:.1f}s. Accuracy columns at a confidence bar show accuracy (count)."
-    )
-    if json_path is not None:
-        report = {
-            "symbol": symbol,
-            "files": [str(p) for p in data],
-            "seconds": round(elapsed, 3),
-            "timeframes": {
-                tf: {
-                    "candles": r.candles,
-                    "retrains": r.retrains,
-                    "skipped": r.skipped,
-                    **({} if r.skipped else r.score.to_dict()),
-                }
-                for tf, r in results.items()
-            },
-            "aggregate": aggregate.calibrated.to_dict(),
-            "aggregate_uncalibrated": aggregate.raw.to_dict(),
-            "aggregate_by_event_timeframe": {
-                tf: s.to_dict() for tf, s in aggregate.by_timeframe.items()
-            },
-        }
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report, indent=2, default=float))
-        console.print(f"✓ Results written to {json_path}")
+
+
+def _write_json(
+    json_path: Path,
+    symbol: str,
+    data: list[Path],
+    elapsed: float,
+    results: dict[str, TimeframeResult],
+    aggregate: AggregateResult,
+) -> None:
+    report = {
+        "symbol": symbol,
+        "files": [str(p) for p in data],
+        "seconds": round(elapsed, 3),
+        "timeframes": {
+            tf: {
+                "candles": r.candles,
+                "retrains": r.retrains,
+                "skipped": r.skipped,
+                **({} if r.skipped else r.score.to_dict()),
+            }
+            for tf, r in results.items()
+        },
+        "aggregate": aggregate.calibrated.to_dict(),
+        "aggregate_uncalibrated": aggregate.raw.to_dict(),
+        "aggregate_by_event_timeframe": {
+            tf: s.to_dict() for tf, s in aggregate.by_timeframe.items()
+        },
+    }
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(report, indent=2, default=float))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +14,11 @@ from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timefra
 from candlewise.core.errors import UserError
 from candlewise.core.timeframes import TIMEFRAMES
 
+if TYPE_CHECKING:  # training loads torch: imported once a command needs it
+    from candlewise.models.training_config import EpochReport
+    from candlewise.store.model_registry import ModelRegistry
+    from candlewise.training.first_training import TrainOutcome
+
 app = typer.Typer(help="Trained models: list versions, roll back.", no_args_is_help=True)
 
 SymbolArg = Annotated[str, typer.Option("--symbol", help="e.g. BTC/USDT")]
@@ -22,7 +27,7 @@ IntervalOpt = Annotated[
 ]
 
 
-def registry_for(ctx: AppContext):  # type: ignore[no-untyped-def]
+def registry_for(ctx: AppContext) -> ModelRegistry:
     from candlewise.store.model_registry import ModelRegistry
 
     cfg = ctx.config
@@ -42,16 +47,42 @@ def train(
     db: DbOpt = None,
 ) -> None:
     """Train the symbol's models (all configured timeframes, or one) from stored candles."""
-    from candlewise.training.first_training import train_symbol
-
     ctx = AppContext(config, db)
     _check(symbol, interval)
     ctx.check_known_symbol(symbol)
     ctx.start_logging()
     timeframes = [interval] if interval else list(ctx.config.timeframes.names)
     _history_first(ctx, symbol, [*ctx.config.timeframes.names, *timeframes], config, db)
-    max_epochs = ctx.config.continuous_learning.retraining.max_epochs
     registry = registry_for(ctx)
+    outcomes = _train_with_progress(ctx, registry, symbol, timeframes)
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in outcomes:
+        if outcome.ok and outcome.metrics is not None:
+            m = outcome.metrics
+            console.print(
+                f"✓ {symbol} {outcome.timeframe}: v{outcome.version} saved to "
+                f"{registry.active_path(symbol, outcome.timeframe)} — val acc "
+                f"{100 * m.val_accuracy:.2f}% (baseline {100 * m.majority_baseline:.2f}%), "
+                f"val conf {100 * m.val_confidence:.2f}%, ECE {100 * m.ece:.2f}%, "
+                f"{m.train_size:,} train / {m.val_size:,} val, {m.duration_s:.2f}s"
+            )
+    if interval is None and not failed:
+        _calibrate_signals(ctx, symbol)
+    for outcome in failed:
+        err_console.print(f"✗ {outcome.problem}")
+        if outcome.hint:
+            err_console.print(f"  Hint: {outcome.hint}")
+    if failed:
+        raise typer.Exit(2)
+
+
+def _train_with_progress(
+    ctx: AppContext, registry: ModelRegistry, symbol: str, timeframes: list[str]
+) -> list[TrainOutcome]:
+    """The models trained one by one, each with a progress bar over its epochs."""
+    from candlewise.training.first_training import train_symbol
+
+    max_epochs = ctx.config.continuous_learning.retraining.max_epochs
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -64,7 +95,7 @@ def train(
             for tf in timeframes
         }
 
-        def on_epoch(tf: str, report) -> None:  # type: ignore[no-untyped-def]
+        def on_epoch(tf: str, report: EpochReport) -> None:
             bar.update(
                 tasks[tf],
                 completed=report.epoch,
@@ -81,36 +112,22 @@ def train(
                 bar.update(task, completed=max_epochs, status="done")
             else:
                 bar.update(task, status="not trained")
-    failed = [o for o in outcomes if not o.ok]
-    for outcome in outcomes:
-        if outcome.ok and outcome.metrics is not None:
-            m = outcome.metrics
-            console.print(
-                f"✓ {symbol} {outcome.timeframe}: v{outcome.version} saved to "
-                f"{registry.active_path(symbol, outcome.timeframe)} — val acc "
-                f"{100 * m.val_accuracy:.2f}% (baseline {100 * m.majority_baseline:.2f}%), "
-                f"val conf {100 * m.val_confidence:.2f}%, ECE {100 * m.ece:.2f}%, "
-                f"{m.train_size:,} train / {m.val_size:,} val, {m.duration_s:.2f}s"
-            )
-    if interval is None and not failed:
-        from candlewise.training.first_training import calibrate_signals
+    return outcomes
 
-        with console.status(f"Calibrating {symbol} signals on out-of-sample events..."):
-            calibration = calibrate_signals(ctx.engine, ctx.config, symbol)
-        if calibration is not None:
-            ece = calibration.heldout_ece
-            console.print(
-                f"✓ {symbol} signal calibration: {sum(calibration.events.values()):,} "
-                f"out-of-sample events, held-out ECE "
-                f"{'n/a' if ece is None else f'{100 * ece:.2f}%'} "
-                f"({calibration.heldout_events:,} events)"
-            )
-    for outcome in failed:
-        err_console.print(f"✗ {outcome.problem}")
-        if outcome.hint:
-            err_console.print(f"  Hint: {outcome.hint}")
-    if failed:
-        raise typer.Exit(2)
+
+def _calibrate_signals(ctx: AppContext, symbol: str) -> None:
+    from candlewise.training.first_training import calibrate_signals
+
+    with console.status(f"Calibrating {symbol} signals on out-of-sample events..."):
+        calibration = calibrate_signals(ctx.engine, ctx.config, symbol)
+    if calibration is not None:
+        ece = calibration.heldout_ece
+        console.print(
+            f"✓ {symbol} signal calibration: {sum(calibration.events.values()):,} "
+            f"out-of-sample events, held-out ECE "
+            f"{'n/a' if ece is None else f'{100 * ece:.2f}%'} "
+            f"({calibration.heldout_events:,} events)"
+        )
 
 
 def _history_first(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,6 +18,9 @@ from candlewise.cli.context import AppContext, console
 from candlewise.cli.options import ConfigOpt, DbOpt, check_symbol, check_timeframe
 from candlewise.core.errors import UserError
 from candlewise.system.processes import process_alive
+
+if TYPE_CHECKING:  # training loads torch: imported once a retrain runs here
+    from candlewise.training.challenger import RetrainResult
 
 SymbolOpt = typer.Option("--symbol", help="e.g. BTC/USDT")
 IntervalOpt = typer.Option("--interval", help="The model's timeframe, e.g. 1h.")
@@ -56,30 +60,15 @@ def retrain_command(
 
 
 def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
-    from candlewise.core.timeframes import TIMEFRAME_MS
     from candlewise.features.spec import FEATURE_SPEC
-    from candlewise.learning.retrain_policy import (
-        RetrainJob,
-        RetrainReason,
-        format_started,
-        format_succeeded,
-    )
-    from candlewise.store import candle_store
-    from candlewise.store.learning_store import RetrainAttempt, record_retrain
+    from candlewise.learning.retrain_policy import RetrainJob, RetrainReason, format_started
     from candlewise.store.model_registry import ModelRegistry
     from candlewise.system.logging_setup import get_logger
     from candlewise.training.challenger import retrain
 
     log = get_logger("retrain")
     cfg = ctx.config
-    with ctx.engine.connect() as conn:
-        last = candle_store.load_frame(conn, symbol, interval, limit=1)
-    if last.empty:
-        raise UserError(
-            f"no {symbol} {interval} candles stored",
-            f"get some first: candlewise data download --symbol {symbol} --timeframe 1m",
-        )
-    known_at = int(last["timestamp"].iloc[-1]) + TIMEFRAME_MS[interval]
+    known_at = _newest_close(ctx, symbol, interval)
     registry = ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
     champion = registry.load_active(symbol, interval, FEATURE_SPEC.fingerprint)
     now_ms = int(time.time() * 1000)
@@ -90,21 +79,56 @@ def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
     result = retrain(
         ctx.engine, registry, cfg, symbol, interval, known_at, champion.model if champion else None
     )
-    if result.accepted:
-        line = format_succeeded(symbol, interval, result.val_confidence or 0.0, result.duration_s)
-    else:
-        line = (
-            f"✗ [{symbol}_{interval}] Retraining rejected: {result.reason}, "
-            f"Duration: {result.duration_s:.1f}s; keeping the current model"
-        )
+    line = _outcome_line(result)
     log.info("%s", line)
     console.print(line)
+    _record(ctx, result, now_ms, champion.version if champion else None)
+    if result.challenger is None:  # nothing could be trained: the data is the problem
+        raise UserError(
+            f"{symbol}_{interval} could not be retrained: {result.reason}",
+            f"store more candles first: candlewise data download --symbol {symbol} "
+            "--timeframe 1m --days 30",
+        )
+
+
+def _newest_close(ctx: AppContext, symbol: str, interval: str) -> int:
+    """When the newest stored candle closed: the retrain knows the candles up to then."""
+    from candlewise.core.timeframes import TIMEFRAME_MS
+    from candlewise.store import candle_store
+
+    with ctx.engine.connect() as conn:
+        last = candle_store.load_frame(conn, symbol, interval, limit=1)
+    if last.empty:
+        raise UserError(
+            f"no {symbol} {interval} candles stored",
+            f"get some first: candlewise data download --symbol {symbol} --timeframe 1m",
+        )
+    return int(last["timestamp"].iloc[-1]) + TIMEFRAME_MS[interval]
+
+
+def _outcome_line(result: RetrainResult) -> str:
+    from candlewise.learning.retrain_policy import format_succeeded
+
+    symbol, interval = result.symbol, result.timeframe
+    if result.accepted:
+        return format_succeeded(symbol, interval, result.val_confidence or 0.0, result.duration_s)
+    return (
+        f"✗ [{symbol}_{interval}] Retraining rejected: {result.reason}, "
+        f"Duration: {result.duration_s:.1f}s; keeping the current model"
+    )
+
+
+def _record(ctx: AppContext, result: RetrainResult, now_ms: int, champion: int | None) -> None:
+    """The attempt's ``retraining_history`` row, accepted or not."""
+    from candlewise.learning.retrain_policy import RetrainReason
+    from candlewise.store.learning_store import RetrainAttempt, record_retrain
+
     with ctx.engine.begin() as conn:
         record_retrain(
             conn,
             RetrainAttempt(
-                symbol,
-                interval,
+                result.symbol,
+                result.timeframe,
                 RetrainReason.MANUAL.value,
                 now_ms,
                 int(time.time() * 1000),
@@ -112,14 +136,8 @@ def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
                 result.accepted,
                 result.val_confidence,
                 result.val_accuracy,
-                champion.version if champion else None,
+                champion,
                 result.new_version,
                 None if result.accepted else result.reason,
             ),
-        )
-    if result.challenger is None:  # nothing could be trained: the data is the problem
-        raise UserError(
-            f"{symbol}_{interval} could not be retrained: {result.reason}",
-            f"store more candles first: candlewise data download --symbol {symbol} "
-            "--timeframe 1m --days 30",
         )

@@ -78,6 +78,38 @@ def window_metrics(
 ) -> WindowMetrics:
     lo, hi = ms_to_text(start_ms), ms_to_text(end_ms)
     names = list(symbols)
+    trades, wins, pnl = _trade_totals(conn, names, lo, hi)
+    errors, feed_data_errors = _error_counts(conn, names, lo, hi)
+    handled = _handled_candles(conn, names, start_ms, end_ms)
+    s = learning_states.c
+    busiest = conn.execute(
+        select(func.count())
+        .where(s.symbol.in_(names), s.timestamp > lo, s.timestamp <= hi)
+        .group_by(s.symbol)
+        .order_by(func.count().desc())
+        .limit(1)
+    ).scalar()
+    minutes = max((end_ms - start_ms) // MINUTE_MS, 0)
+    hours = (end_ms - start_ms) / HOUR_MS
+    if max_drawdown_percent is None:
+        max_drawdown_percent = _stored_max_drawdown(conn, lo, hi, run_id)
+    return WindowMetrics(
+        start_ms=start_ms,
+        end_ms=end_ms,
+        trades=int(trades),
+        wins=int(wins),
+        pnl=float(pnl),
+        errors=int(errors),
+        feed_data_errors=int(feed_data_errors),
+        events=int(handled),
+        transitions_per_hour=(busiest or 0) / hours if hours > 0 else 0.0,
+        uptime=handled / (minutes * len(names)) if minutes and names else 1.0,
+        max_drawdown_percent=max_drawdown_percent,
+    )
+
+
+def _trade_totals(conn: Connection, names: list[str], lo: str, hi: str) -> tuple[int, int, float]:
+    """(trades, wins, closed P&L) of the trades that closed in (lo, hi]."""
     t = trade_outcomes.c
     trades, wins, pnl = conn.execute(
         select(
@@ -86,6 +118,11 @@ def window_metrics(
             func.coalesce(func.sum(t.pnl_absolute), 0.0),
         ).where(t.symbol.in_(names), t.exit_time > lo, t.exit_time <= hi)
     ).one()
+    return trades, wins, pnl
+
+
+def _error_counts(conn: Connection, names: list[str], lo: str, hi: str) -> tuple[int, int]:
+    """(system errors, bad-market-data reports) logged in (lo, hi] for these symbols or none."""
     e = error_log.c
     data_error = e.error_type.in_(FEED_DATA_ERROR_TYPES)
     errors, feed_data_errors = conn.execute(
@@ -100,8 +137,13 @@ def window_metrics(
             (e.symbol.in_(names)) | (e.symbol.is_(None)),
         )
     ).one()
+    return errors, feed_data_errors
+
+
+def _handled_candles(conn: Connection, names: list[str], start_ms: int, end_ms: int) -> int:
+    """Stored 1m candles that closed inside [start_ms, end_ms): the minutes handled."""
     c = candles.c
-    handled = conn.execute(
+    return conn.execute(
         select(func.count()).where(
             c.symbol.in_(names),
             c.timeframe == "1m",
@@ -109,36 +151,15 @@ def window_metrics(
             c.open_time + MINUTE_MS <= end_ms,
         )
     ).scalar_one()
-    s = learning_states.c
-    busiest = conn.execute(
-        select(func.count())
-        .where(s.symbol.in_(names), s.timestamp > lo, s.timestamp <= hi)
-        .group_by(s.symbol)
-        .order_by(func.count().desc())
-        .limit(1)
-    ).scalar()
-    minutes = max((end_ms - start_ms) // MINUTE_MS, 0)
-    hours = (end_ms - start_ms) / HOUR_MS
-    if max_drawdown_percent is None:
-        q = equity_history.c
-        where = [q.timestamp > lo, q.timestamp <= hi]
-        if run_id is not None:
-            where.append(q.run_id == run_id)
-        max_drawdown_percent = float(
-            conn.execute(
-                select(func.coalesce(func.max(q.drawdown_percent), 0.0)).where(*where)
-            ).scalar_one()
-        )
-    return WindowMetrics(
-        start_ms=start_ms,
-        end_ms=end_ms,
-        trades=int(trades),
-        wins=int(wins),
-        pnl=float(pnl),
-        errors=int(errors),
-        feed_data_errors=int(feed_data_errors),
-        events=int(handled),
-        transitions_per_hour=(busiest or 0) / hours if hours > 0 else 0.0,
-        uptime=handled / (minutes * len(names)) if minutes and names else 1.0,
-        max_drawdown_percent=max_drawdown_percent,
+
+
+def _stored_max_drawdown(conn: Connection, lo: str, hi: str, run_id: int | None) -> float:
+    q = equity_history.c
+    where = [q.timestamp > lo, q.timestamp <= hi]
+    if run_id is not None:
+        where.append(q.run_id == run_id)
+    return float(
+        conn.execute(
+            select(func.coalesce(func.max(q.drawdown_percent), 0.0)).where(*where)
+        ).scalar_one()
     )

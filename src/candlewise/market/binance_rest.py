@@ -147,8 +147,7 @@ def fetch_candles(
     finite, or a candle the validation rules reject) is skipped, logged and reported once as
     ``on_bad_data(symbol, detail)``; it never raises. Rows outside the requested range (the
     forming candle included) are not checked. No request at all is made when no candle can have
-    closed in the range. ccxt errors are raised as
-    :class:`UserError` (see :func:`translate_errors`).
+    closed in the range. ccxt errors are raised as :class:`UserError` (``translate_errors``).
     """
     length = timeframe_ms(timeframe)
     now = int(time.time() * 1000) if now_ms is None else now_ms
@@ -168,30 +167,10 @@ def fetch_candles(
             if market_id is None:
                 exchange.load_markets()
                 market_id = str(exchange.market_id(symbol))  # BadSymbol when not listed
-            request = {
-                "symbol": market_id,
-                "interval": exchange.timeframes.get(timeframe, timeframe),
-                "startTime": since,
-                "limit": PAGE_LIMIT,
-            }
-            rows = exchange.publicGetKlines(request)
-            if not isinstance(rows, list):
-                raise ccxt.BadResponse(f"klines answer is not a list of rows: {_short(rows)}")
+            rows = _klines_page(exchange, market_id, timeframe, since)
             if not rows:
                 break
-            opens: list[int] = []
-            for row in rows:
-                open_time = _open_time(row)
-                if open_time is None:
-                    bad(f"REST kline row with no usable open time: {_short(row)}")
-                    continue
-                opens.append(open_time)
-                if open_time < since_ms or open_time + length > cutoff:
-                    continue  # out of range, or still forming: neither kept nor checked
-                try:
-                    by_open[open_time] = _to_candle(symbol, timeframe, open_time, row)
-                except ValueError as exc:
-                    bad(str(exc))
+            opens = _keep_closed(rows, symbol, timeframe, (since_ms, cutoff), by_open, bad)
             if not opens:
                 break  # not one usable row: nothing to page on from
             last_open = max(opens)
@@ -201,6 +180,48 @@ def fetch_candles(
                 break  # a server ignoring startTime: stop rather than loop forever
             since = last_open + length
     return [by_open[t] for t in sorted(by_open)]
+
+
+def _klines_page(exchange: ccxt.binance, market_id: str, timeframe: str, since: int) -> list:
+    """Up to :data:`PAGE_LIMIT` raw kline rows opening at or after ``since``."""
+    request = {
+        "symbol": market_id,
+        "interval": exchange.timeframes.get(timeframe, timeframe),
+        "startTime": since,
+        "limit": PAGE_LIMIT,
+    }
+    rows = exchange.publicGetKlines(request)
+    if not isinstance(rows, list):
+        raise ccxt.BadResponse(f"klines answer is not a list of rows: {_short(rows)}")
+    return rows
+
+
+def _keep_closed(
+    rows: list,
+    symbol: str,
+    timeframe: str,
+    window: tuple[int, int],
+    by_open: dict[int, Candle],
+    bad: Callable[[str], None],
+) -> list[int]:
+    """Store the page's closed candles inside ``window`` (since, cutoff) in ``by_open``;
+    report bad rows; return the open time of every row that has one (to page on from)."""
+    since_ms, cutoff = window
+    length = timeframe_ms(timeframe)
+    opens: list[int] = []
+    for row in rows:
+        open_time = _open_time(row)
+        if open_time is None:
+            bad(f"REST kline row with no usable open time: {_short(row)}")
+            continue
+        opens.append(open_time)
+        if open_time < since_ms or open_time + length > cutoff:
+            continue  # out of range, or still forming: neither kept nor checked
+        try:
+            by_open[open_time] = _to_candle(symbol, timeframe, open_time, row)
+        except ValueError as exc:
+            bad(str(exc))
+    return opens
 
 
 _VALUE_NAMES = ("open", "high", "low", "close", "volume")

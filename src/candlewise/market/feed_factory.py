@@ -16,20 +16,18 @@ now for ``duration`` of wall-clock time.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import pandas as pd
 from sqlalchemy import Engine
 
 from candlewise.config.app_config import AppConfig
-from candlewise.core.candle import Candle
 from candlewise.core.clock import Clock, ScaledClock, SimulatedClock
 from candlewise.core.errors import UserError
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.market.candle_files import read_candle_file
+from candlewise.market.feed_plan import FeedPlan
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 from candlewise.market.validation import validate_frame
 from candlewise.store import candle_store
@@ -37,27 +35,6 @@ from candlewise.store.error_log import BAD_MARKET_DATA, record_error
 
 FEEDS = ("simulated", "replay", "binance")
 _FILE_SYMBOL = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-1m\.", re.IGNORECASE)
-
-
-class Feed(Protocol):
-    name: str
-
-    @property
-    def source(self) -> str:
-        """Label stored with the candles: simulated:<seed>, replay or binance."""
-        ...
-
-    def candles(self) -> Iterator[Candle]: ...
-
-
-@dataclass(frozen=True)
-class FeedPlan:
-    """A feed plus the clock pacing it and the window it covers (end None: open-ended)."""
-
-    feed: Feed
-    clock: Clock
-    start_ms: int
-    end_ms: int | None
 
 
 def floor_minute(ms: int) -> int:

@@ -46,7 +46,7 @@ from candlewise.core.timestamps import ms_to_text
 from candlewise.market.backoff import Backoff
 from candlewise.market.binance_feed import MAX_CLOCK_SKEW_MS, BinanceFeed
 from candlewise.market.binance_rest import BadDataCallback, load_spot_markets, make_exchange
-from candlewise.market.feed_factory import FeedPlan
+from candlewise.market.feed_plan import FeedPlan
 from candlewise.store import candle_store
 from candlewise.store.error_log import FUTURE_CANDLE_REMOVED, record_error
 

@@ -34,6 +34,21 @@ def _sign(v: float) -> float:
     return 1.0 if v >= 0.0 else -1.0
 
 
+@dataclass
+class _Points:
+    """Brent's state: the bracket ``[a, b]`` and the three best points so far, best first
+    (``xf``, then ``nfc``, then ``fulc``), with their values."""
+
+    a: float
+    b: float
+    xf: float
+    fx: float
+    nfc: float
+    fnfc: float
+    fulc: float
+    ffulc: float
+
+
 def minimize_bounded(
     f: Callable[[float], float],
     lo: float,
@@ -52,69 +67,82 @@ def minimize_bounded(
         raise ValueError(f"the lower bound {lo} exceeds the upper bound {hi}")
     a, b = float(lo), float(hi)
     fulc = a + _GOLDEN_MEAN * (b - a)
-    nfc = xf = fulc
+    fx = float(f(fulc))
+    pts = _Points(a=a, b=b, xf=fulc, fx=fx, nfc=fulc, fnfc=fx, fulc=fulc, ffulc=fx)
     rat = e = 0.0
-    fx = float(f(xf))
     num = 1
     fu = math.inf
-    ffulc = fnfc = fx
     xm = 0.5 * (a + b)
-    tol1 = _SQRT_EPS * abs(xf) + xatol / 3.0
+    tol1 = _SQRT_EPS * abs(pts.xf) + xatol / 3.0
     tol2 = 2.0 * tol1
     converged = True
 
-    while abs(xf - xm) > (tol2 - 0.5 * (b - a)):
-        golden = True
-        if abs(e) > tol1:  # try a parabola through the three best points
-            golden = False
-            r = (xf - nfc) * (fx - ffulc)
-            q = (xf - fulc) * (fx - fnfc)
-            p = (xf - fulc) * q - (xf - nfc) * r
-            q = 2.0 * (q - r)
-            if q > 0.0:
-                p = -p
-            q = abs(q)
-            r = e
-            e = rat
-            if abs(p) < abs(0.5 * q * r) and p > q * (a - xf) and p < q * (b - xf):
-                rat = (p + 0.0) / q
-                x = xf + rat
-                if (x - a) < tol2 or (b - x) < tol2:
-                    rat = tol1 * _sign(xm - xf)
-            else:
-                golden = True
-        if golden:
-            e = (a - xf) if xf >= xm else (b - xf)
-            rat = _GOLDEN_MEAN * e
-
-        x = xf + _sign(rat) * max(abs(rat), tol1)
+    while abs(pts.xf - xm) > (tol2 - 0.5 * (pts.b - pts.a)):
+        e, rat = _step(pts, e, rat, xm, tol1, tol2)
+        x = pts.xf + _sign(rat) * max(abs(rat), tol1)
         fu = float(f(x))
         num += 1
-        if fu <= fx:
-            if x >= xf:
-                a = xf
-            else:
-                b = xf
-            fulc, ffulc = nfc, fnfc
-            nfc, fnfc = xf, fx
-            xf, fx = x, fu
-        else:
-            if x < xf:
-                a = x
-            else:
-                b = x
-            if fu <= fnfc or nfc == xf:
-                fulc, ffulc = nfc, fnfc
-                nfc, fnfc = x, fu
-            elif fu <= ffulc or fulc in (xf, nfc):
-                fulc, ffulc = x, fu
-        xm = 0.5 * (a + b)
-        tol1 = _SQRT_EPS * abs(xf) + xatol / 3.0
+        _take(pts, x, fu)
+        xm = 0.5 * (pts.a + pts.b)
+        tol1 = _SQRT_EPS * abs(pts.xf) + xatol / 3.0
         tol2 = 2.0 * tol1
         if num >= max_evaluations:
             converged = False
             break
 
-    if math.isnan(xf) or math.isnan(fx) or math.isnan(fu):
+    if math.isnan(pts.xf) or math.isnan(pts.fx) or math.isnan(fu):
         converged = False
-    return BoundedMinimum(x=xf, fun=fx, evaluations=num, converged=converged)
+    return BoundedMinimum(x=pts.xf, fun=pts.fx, evaluations=num, converged=converged)
+
+
+def _step(
+    pts: _Points, e: float, rat: float, xm: float, tol1: float, tol2: float
+) -> tuple[float, float]:
+    """The next ``(e, rat)``: a parabola through the three best points when its step is
+    acceptable, else a golden-section step into the larger part of the bracket."""
+    a, b, xf = pts.a, pts.b, pts.xf
+    golden = True
+    if abs(e) > tol1:  # try a parabola through the three best points
+        golden = False
+        r = (xf - pts.nfc) * (pts.fx - pts.ffulc)
+        q = (xf - pts.fulc) * (pts.fx - pts.fnfc)
+        p = (xf - pts.fulc) * q - (xf - pts.nfc) * r
+        q = 2.0 * (q - r)
+        if q > 0.0:
+            p = -p
+        q = abs(q)
+        r = e
+        e = rat
+        if abs(p) < abs(0.5 * q * r) and p > q * (a - xf) and p < q * (b - xf):
+            rat = (p + 0.0) / q
+            x = xf + rat
+            if (x - a) < tol2 or (b - x) < tol2:
+                rat = tol1 * _sign(xm - xf)
+        else:
+            golden = True
+    if golden:
+        e = (a - xf) if xf >= xm else (b - xf)
+        rat = _GOLDEN_MEAN * e
+    return e, rat
+
+
+def _take(pts: _Points, x: float, fu: float) -> None:
+    """Narrow the bracket by the new point and keep the three best points."""
+    if fu <= pts.fx:
+        if x >= pts.xf:
+            pts.a = pts.xf
+        else:
+            pts.b = pts.xf
+        pts.fulc, pts.ffulc = pts.nfc, pts.fnfc
+        pts.nfc, pts.fnfc = pts.xf, pts.fx
+        pts.xf, pts.fx = x, fu
+    else:
+        if x < pts.xf:
+            pts.a = x
+        else:
+            pts.b = x
+        if fu <= pts.fnfc or pts.nfc == pts.xf:
+            pts.fulc, pts.ffulc = pts.nfc, pts.fnfc
+            pts.nfc, pts.fnfc = x, fu
+        elif fu <= pts.ffulc or pts.fulc in (pts.xf, pts.nfc):
+            pts.fulc, pts.ffulc = x, fu

@@ -29,7 +29,8 @@ import torch
 
 from candlewise.core.errors import UserError
 from candlewise.core.timestamps import now_text
-from candlewise.models.trainer import TrainedModel, TrainingConfig, TrainingMetrics
+from candlewise.models.network import TrainedModel
+from candlewise.models.training_config import TrainingConfig, TrainingMetrics
 
 FORMAT_NAME = "candlewise-direction-model"
 FORMAT_VERSION = 1
@@ -183,6 +184,31 @@ def load_model(path: str | Path, *, expected_fingerprint: str | None) -> LoadedM
 
 
 def _load(path: Path, expected_fingerprint: str | None) -> LoadedModel:
+    payload = _read_payload(path)
+    meta = payload["metadata"]
+    fingerprint = meta["feature_fingerprint"]
+    if expected_fingerprint is not None and fingerprint != expected_fingerprint:
+        problem = (
+            f"built for feature spec {fingerprint[:16]!r}, the current one is "
+            f"{expected_fingerprint[:16]!r}"
+        )
+        raise _error(path, problem, IncompatibleModelError)
+    return LoadedModel(
+        model=_model(path, payload),
+        symbol=str(meta["symbol"]),
+        timeframe=str(meta["timeframe"]),
+        version=int(meta["version"]),
+        train_start_ms=int(meta["train_start_ms"]),
+        train_end_ms=int(meta["train_end_ms"]),
+        created_at=str(meta["created_at"]),
+        checksum=str(payload["checksum"]),
+        format_version=FORMAT_VERSION,
+        path=str(path),
+    )
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    """The file's content, checked: our format and version, well-formed, checksum intact."""
     if not path.is_file():
         raise _error(path, "no such file")
     try:
@@ -213,19 +239,18 @@ def _load(path: Path, expected_fingerprint: str | None) -> LoadedModel:
             f"checksum mismatch (stored {str(payload.get('checksum'))[:12]}..., content "
             f"{actual[:12]}...): the file is corrupt or was modified",
         )
-    fingerprint = meta["feature_fingerprint"]
-    if expected_fingerprint is not None and fingerprint != expected_fingerprint:
-        problem = (
-            f"built for feature spec {fingerprint[:16]!r}, the current one is "
-            f"{expected_fingerprint[:16]!r}"
-        )
-        raise _error(path, problem, IncompatibleModelError)
+    return payload
+
+
+def _model(path: Path, payload: dict[str, Any]) -> TrainedModel:
+    """The trained model the checked payload describes, its values checked too."""
+    meta, weights = payload["metadata"], payload["weights"]
     config_data = dict(meta["config"])
     config_data["hidden"] = tuple(config_data["hidden"])
     metrics_data = dict(meta["metrics"])
     metrics_data["warnings"] = tuple(metrics_data.get("warnings", ()))
     n_features = len(meta["feature_names"])
-    mean_np, std_np = mean.numpy().copy(), std.numpy().copy()
+    mean_np, std_np = payload["norm_mean"].numpy().copy(), payload["norm_std"].numpy().copy()
     if mean_np.shape != (n_features,) or std_np.shape != (n_features,):
         raise _error(path, "normalisation does not match the feature count")
     temperature = float(meta["temperature"])
@@ -238,28 +263,16 @@ def _load(path: Path, expected_fingerprint: str | None) -> LoadedModel:
     except (TypeError, ValueError) as exc:
         raise _error(path, f"metrics or training config not understood: {exc}") from exc
     try:
-        model = TrainedModel(
+        return TrainedModel(
             state_dict=dict(weights),
             norm_mean=mean_np,
             norm_std=std_np,
             temperature=temperature,
             feature_names=tuple(meta["feature_names"]),
-            feature_fingerprint=fingerprint,
+            feature_fingerprint=meta["feature_fingerprint"],
             metrics=metrics,
             config=config,
         )
     except (RuntimeError, TypeError, ValueError) as exc:
         detail = str(exc).strip().replace("\n", " ")
         raise _error(path, f"weights do not fit the stored network shape: {detail}") from exc
-    return LoadedModel(
-        model=model,
-        symbol=str(meta["symbol"]),
-        timeframe=str(meta["timeframe"]),
-        version=int(meta["version"]),
-        train_start_ms=int(meta["train_start_ms"]),
-        train_end_ms=int(meta["train_end_ms"]),
-        created_at=str(meta["created_at"]),
-        checksum=str(payload["checksum"]),
-        format_version=FORMAT_VERSION,
-        path=str(path),
-    )

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from candlewise.models.calibration import apply_temperature
-
-if TYPE_CHECKING:  # the trainer imports this module; the types are only for annotations
-    from candlewise.models.trainer import TrainingConfig, TrainingMetrics
+from candlewise.models.training_config import TrainingConfig, TrainingMetrics
 
 
 class DirectionNet(nn.Module):

@@ -26,7 +26,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -41,7 +40,15 @@ from candlewise.models.calibration import (
 )
 from candlewise.models.fused_adamw import FusedAdamW
 from candlewise.models.network import DirectionNet, TrainedModel
+from candlewise.models.training_config import (
+    EpochReport,
+    StopReason,
+    TrainingConfig,
+    TrainingMetrics,
+)
 
+# The training types live in training_config (TrainedModel in network); the trainer is their
+# entry point, so it re-exports them.
 __all__ = [
     "MIN_ROWS",
     "EpochReport",
@@ -54,92 +61,6 @@ __all__ = [
 
 #: A model needs at least this many labelled rows (train + validation).
 MIN_ROWS = 200
-
-StopReason = Literal["target_confidence", "early_stopping", "max_epochs"]
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Training hyper-parameters; the defaults are the ones measured in bench_training.py."""
-
-    max_epochs: int = 50
-    """Upper bound on passes over the training rows."""
-    patience: int = 10
-    """Epochs without a lower validation loss before stopping (best state kept)."""
-    target_confidence: float = 0.80
-    """Stop as soon as the calibrated validation confidence reaches this (the trading bar)."""
-    batch_size: int = 512
-    """Minibatch size: 10 Adam steps per epoch on 4,800 rows. Measured (bench --design): the
-    same test accuracy/ECE as 128/256/1024 within seed noise, and 50 epochs take 0.47 s vs
-    0.61 s at 256 and 0.91 s at 128 - the 0.5 s budget. Full batch is faster (0.24 s) but
-    needs more epochs and lost a little accuracy."""
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    """Decoupled (AdamW) weight decay: a mild brake on memorising noise."""
-    hidden: tuple[int, ...] = (32, 32)
-    dropout: float = 0.1
-    val_fraction: float = 0.2
-    """Share of the most recent rows held out for validation and calibration."""
-    seed: int = 0
-    threads: int = 1
-    """torch intra-op threads during training, set explicitly (the float summation order, so
-    the exact weights, may depend on it). 1, not 2, by measurement on 2 cores (bench): for
-    matrices this small 2 threads are no faster on a quiet machine (0.456 vs 0.457 s for 50
-    epochs), and 20-30x slower (9-15 s) when one other process keeps a core busy, because every
-    parallel op then waits for a free core. One thread also lets two models train side by side."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        checks = [
-            (min(self.max_epochs, self.patience, self.batch_size, self.threads) >= 1,
-             "max_epochs, patience, batch_size and threads must be >= 1"),
-            (0.5 <= self.target_confidence <= 1.0, "target_confidence must be in [0.5, 1]"),
-            (self.learning_rate > 0 and self.weight_decay >= 0, "need lr > 0, weight_decay >= 0"),
-            (len(self.hidden) >= 1 and min(self.hidden) >= 1, "hidden sizes must be >= 1"),
-            (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-            (0.0 < self.val_fraction < 1.0, "val_fraction must be in (0, 1)"),
-        ]  # fmt: skip
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"{message} (config: {self})")
-
-
-@dataclass(frozen=True)
-class EpochReport:
-    """What one epoch measured; passed to ``on_epoch`` (progress bars, dashboards)."""
-
-    epoch: int
-    max_epochs: int
-    train_loss: float
-    val_loss: float
-    val_accuracy: float
-    val_confidence: float
-    temperature: float
-    best_epoch: int
-    elapsed_s: float
-
-
-@dataclass(frozen=True)
-class TrainingMetrics:
-    """Validation metrics of the kept state, after its final calibration (fractions, not %)."""
-
-    train_size: int
-    val_size: int
-    epochs_run: int
-    best_epoch: int
-    val_loss: float
-    """Raw (uncalibrated) validation BCE of the kept state."""
-    val_accuracy: float
-    val_confidence: float
-    """Mean calibrated confidence max(p, 1 - p) on the validation rows."""
-    ece: float
-    brier: float
-    majority_baseline: float
-    """Share of the majority class in validation: the accuracy to beat."""
-    stopped_reason: str
-    duration_s: float
-    warnings: tuple[str, ...] = ()
-    """Anything the caller should know (e.g. single-class labels)."""
 
 
 def build_network(n_features: int, config: TrainingConfig) -> DirectionNet:
@@ -180,6 +101,19 @@ def _evaluate(
     return binary_nll(z, yv), accuracy, conf, temperature, z
 
 
+@dataclass(frozen=True)
+class _Split:
+    """The chronological split, normalised with the train part's statistics."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    xt: torch.Tensor
+    yt: torch.Tensor
+    xv: torch.Tensor
+    yv: np.ndarray
+    warnings: tuple[str, ...]
+
+
 def train_model(
     X: np.ndarray,
     y: np.ndarray,
@@ -204,7 +138,37 @@ def train_model(
     y = np.asarray(y, dtype=np.float64)
     feature_names = tuple(feature_names)
     _check_inputs(X, y, feature_names)
+    split = _split(X, y, config, emit)
 
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            state, summary = _fit(
+                split.xt, split.yt, split.xv, split.yv, config, emit, on_epoch, started
+            )
+        # the kept state's final calibration, with the same threads as during the epochs
+        net = DirectionNet.with_weights(X.shape[1], state, config.hidden, config.dropout)
+        evaluation = _evaluate(net, split.xv, split.yv)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return TrainedModel(
+        state_dict=state,
+        norm_mean=split.mean,
+        norm_std=split.std,
+        temperature=evaluation[3],
+        feature_names=feature_names,
+        feature_fingerprint=feature_fingerprint,
+        metrics=_final_metrics(split, evaluation, summary, started),
+        config=config,
+    )
+
+
+def _split(
+    X: np.ndarray, y: np.ndarray, config: TrainingConfig, emit: Callable[[str], None]
+) -> _Split:
+    """Train on the oldest rows, validate on the newest; warn about single-class labels."""
     n = X.shape[0]
     n_val = max(1, round(n * config.val_fraction))
     n_train = n - n_val
@@ -224,27 +188,30 @@ def train_model(
     std = X[:n_train].std(axis=0)
     std = np.where(std > 1e-12, std, 1.0)  # constant features: centre only, never divide by 0
     xn = (X - mean) / std
-    xt = torch.from_numpy(xn[:n_train].astype(np.float32))
-    yt = torch.from_numpy(y[:n_train].astype(np.float32))
-    xv = torch.from_numpy(xn[n_train:].astype(np.float32))
-    yv = y[n_train:]
+    return _Split(
+        mean=mean,
+        std=std,
+        xt=torch.from_numpy(xn[:n_train].astype(np.float32)),
+        yt=torch.from_numpy(y[:n_train].astype(np.float32)),
+        xv=torch.from_numpy(xn[n_train:].astype(np.float32)),
+        yv=y[n_train:],
+        warnings=tuple(warnings),
+    )
 
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            state, summary = _fit(xt, yt, xv, yv, config, emit, on_epoch, started)
-        # the kept state's final calibration, with the same threads as during the epochs
-        net = DirectionNet.with_weights(X.shape[1], state, config.hidden, config.dropout)
-        val_loss, accuracy, conf, temperature, z = _evaluate(net, xv, yv)
-    finally:
-        torch.set_num_threads(previous_threads)
+
+def _final_metrics(
+    split: _Split,
+    evaluation: tuple[float, float, float, float, np.ndarray],
+    summary: dict,
+    started: float,
+) -> TrainingMetrics:
+    """The kept state's validation metrics after its final calibration."""
+    val_loss, accuracy, conf, temperature, z = evaluation
+    yv = split.yv
     p = apply_temperature(z, temperature)
-    majority = float(max(yv.mean(), 1.0 - yv.mean()))
-    metrics = TrainingMetrics(
-        train_size=n_train,
-        val_size=n_val,
+    return TrainingMetrics(
+        train_size=split.xt.shape[0],
+        val_size=yv.shape[0],
         epochs_run=summary["epochs_run"],
         best_epoch=summary["best_epoch"],
         val_loss=val_loss,
@@ -252,20 +219,10 @@ def train_model(
         val_confidence=conf,
         ece=expected_calibration_error(p, yv),
         brier=brier_score(p, yv),
-        majority_baseline=majority,
+        majority_baseline=float(max(yv.mean(), 1.0 - yv.mean())),
         stopped_reason=summary["reason"],
         duration_s=time.perf_counter() - started,
-        warnings=tuple(warnings),
-    )
-    return TrainedModel(
-        state_dict=state,
-        norm_mean=mean,
-        norm_std=std,
-        temperature=temperature,
-        feature_names=feature_names,
-        feature_fingerprint=feature_fingerprint,
-        metrics=metrics,
-        config=config,
+        warnings=split.warnings,
     )
 
 
@@ -285,9 +242,7 @@ def _fit(
     optimiser = FusedAdamW(
         net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
-    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     generator = torch.Generator().manual_seed(config.seed)
-    n_train = xt.shape[0]
 
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -296,18 +251,7 @@ def _fit(
     reason: StopReason = "max_epochs"
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
-        net.train()
-        total = 0.0
-        order = torch.randperm(n_train, generator=generator)
-        for start in range(0, n_train, config.batch_size):
-            idx = order[start : start + config.batch_size]
-            optimiser.zero_grad()
-            loss = loss_fn(net(xt[idx]), yt[idx])
-            (loss / idx.numel()).backward()
-            optimiser.step()
-            total += loss.item()
-        train_loss = total / n_train
-
+        train_loss = _train_epoch(net, optimiser, xt, yt, config.batch_size, generator)
         val_loss, accuracy, conf, temperature, _ = _evaluate(net, xv, yv)
         if val_loss < best_loss:
             best_loss, best_epoch, best_state = val_loss, epoch, snapshot()
@@ -337,3 +281,29 @@ def _fit(
             reason = "early_stopping"
             break
     return best_state, {"epochs_run": epoch, "best_epoch": best_epoch, "reason": reason}
+
+
+_LOSS = nn.BCEWithLogitsLoss(reduction="sum")
+
+
+def _train_epoch(
+    net: DirectionNet,
+    optimiser: FusedAdamW,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
+    """One pass over the train rows in a seeded shuffled order; the mean train loss."""
+    net.train()
+    n_train = xt.shape[0]
+    total = 0.0
+    order = torch.randperm(n_train, generator=generator)
+    for start in range(0, n_train, batch_size):
+        idx = order[start : start + batch_size]
+        optimiser.zero_grad()
+        loss = _LOSS(net(xt[idx]), yt[idx])
+        (loss / idx.numel()).backward()
+        optimiser.step()
+        total += loss.item()
+    return total / n_train

@@ -53,6 +53,10 @@ MOVED_MODULES: Final[dict[str, str]] = {
 #: Classes that moved to another module on their own: (old module, name) -> new module.
 MOVED_NAMES: Final[dict[tuple[str, str], str]] = {
     ("candlewise.market.validation", "CandleIssue"): "candlewise.core.candle",
+    ("candlewise.market.feed_factory", "FeedPlan"): "candlewise.market.feed_plan",
+    ("candlewise.models.trainer", "TrainingConfig"): "candlewise.models.training_config",
+    ("candlewise.models.trainer", "TrainingMetrics"): "candlewise.models.training_config",
+    ("candlewise.models.trainer", "EpochReport"): "candlewise.models.training_config",
 }
 
 

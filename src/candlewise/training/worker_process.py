@@ -95,19 +95,7 @@ def worker_main(
     _exit_with_parent()
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
-    registry: ModelRegistry | None = None
-    setup_error: str | None = None
-    try:
-        import torch
-
-        from candlewise.store.db import open_store
-
-        torch.set_num_threads(cfg.models.threads)
-        store = open_store(url)
-        registry = _ShieldedRegistry(store, Path(models_dir), keep_versions)
-        freeze_start_up_objects()  # training's full collections would rescan torch's objects
-    except Exception as exc:  # report it on every job rather than dying in a restart loop
-        setup_error = f"retrain worker could not start: {error_text(exc)}"
+    registry, setup_error = _open_registry(url, models_dir, keep_versions, cfg)
     results.send(("ready", time.time()))
     while True:
         try:
@@ -117,22 +105,7 @@ def worker_main(
         if task is None:
             break
         t0 = time.perf_counter()
-        result, error = None, setup_error
-        if registry is not None:
-            try:
-                champion = pickle.loads(task.champion) if task.champion is not None else None
-                result = retrain(
-                    registry.engine,
-                    registry,
-                    cfg,
-                    task.job.symbol,
-                    task.job.timeframe,
-                    task.now_ms,
-                    champion,
-                )
-                result = dataclasses.replace(result, challenger=None)  # the parent loads the file
-            except Exception as exc:
-                error = error_text(exc)
+        result, error = (None, setup_error) if registry is None else _retrain(task, registry, cfg)
         try:
             results.send(("done", task.seq, result, error, time.perf_counter() - t0))
         except (BrokenPipeError, OSError):
@@ -142,3 +115,40 @@ def worker_main(
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # the interpreter's teardown with torch loaded takes ~0.8 s, for nothing
+
+
+def _open_registry(
+    url: str, models_dir: str, keep_versions: int, cfg: AppConfig
+) -> tuple[ModelRegistry | None, str | None]:
+    """The worker's registry, or why it could not start: reported on every job rather than
+    dying in a restart loop."""
+    try:
+        import torch
+
+        from candlewise.store.db import open_store
+
+        torch.set_num_threads(cfg.models.threads)
+        store = open_store(url)
+        registry = _ShieldedRegistry(store, Path(models_dir), keep_versions)
+        freeze_start_up_objects()  # training's full collections would rescan torch's objects
+    except Exception as exc:
+        return None, f"retrain worker could not start: {error_text(exc)}"
+    return registry, None
+
+
+def _retrain(task: Any, registry: ModelRegistry, cfg: AppConfig) -> tuple[Any, str | None]:
+    """(result, None), or (None, the error) when the retrain raised."""
+    try:
+        champion = pickle.loads(task.champion) if task.champion is not None else None
+        result = retrain(
+            registry.engine,
+            registry,
+            cfg,
+            task.job.symbol,
+            task.job.timeframe,
+            task.now_ms,
+            champion,
+        )
+        return dataclasses.replace(result, challenger=None), None  # the parent loads the file
+    except Exception as exc:
+        return None, error_text(exc)
