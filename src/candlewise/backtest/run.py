@@ -40,7 +40,7 @@ from candlewise.core.timeframes import MINUTE_MS
 from candlewise.core.timestamps import ms_to_text
 from candlewise.engine.replay.column_blocks import feed_blocks
 from candlewise.engine.runner import EngineRunner, Interrupted, Progress
-from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
+from candlewise.engine.setup import build_predictor, new_engine, primed_aggregators, warm_up
 from candlewise.engine.trading_engine import TradingEngine
 from candlewise.market.feed_factory import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
@@ -290,7 +290,7 @@ def _engine(
 ) -> TradingEngine:
     predictor = build_predictor(cfg, registry, models_dir, symbols)
     broker = PaperBroker(cfg.paper, cfg.risk, "paper")
-    return TradingEngine(
+    return new_engine(
         cfg, store, registry, predictor, broker, retraining=req.retrain, run_id=run_id
     )
 
