@@ -24,7 +24,7 @@ from candlewise.market.feed_factory import FeedPlan
 from candlewise.store.db import database_url, open_store
 from candlewise.store.model_registry import ModelRegistry
 from candlewise.system.logging_setup import configure_logging
-from candlewise.trading.paper_broker import PaperBroker
+from candlewise.trading.paper_broker import Mode, PaperBroker
 
 ConfigSource = AppConfig | str | Path | None
 """A config object, a ``config.yaml`` path, or None (``config.yaml`` if present, else defaults)."""
@@ -47,11 +47,11 @@ class FeedPlanner(Protocol):
     ) -> FeedPlan: ...
 
 
-BrokerFactory = Callable[[AppConfig, str], PaperBroker]
+BrokerFactory = Callable[[AppConfig, Mode], PaperBroker]
 """A broker for an account kind (``paper``, ``live-spot``) under the config's costs and risk."""
 
 
-def paper_broker(cfg: AppConfig, account: str) -> PaperBroker:
+def paper_broker(cfg: AppConfig, account: Mode) -> PaperBroker:
     return PaperBroker(cfg.paper, cfg.risk, account)
 
 
@@ -131,7 +131,7 @@ class Application:
             **window,
         )
 
-    def new_broker(self, account: str = "paper") -> PaperBroker:
+    def new_broker(self, account: Mode = "paper") -> PaperBroker:
         return self._broker(self.config, account)
 
     def close(self) -> None:
