@@ -17,6 +17,7 @@ from candlewise.config.secrets import Secrets
 from candlewise.core.errors import UserError
 from candlewise.store import candle_store
 from candlewise.store.db import sqlite_path
+from candlewise.store.model_registry import ModelRegistry
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -53,6 +54,11 @@ class AppContext:
     def engine(self) -> Engine:
         """The store (a SQLAlchemy engine), opened and migrated on first use."""
         return self.app.store
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The model registry on the store and the config's models folder."""
+        return self.app.registry
 
     def check_known_symbol(self, symbol: str, engine: Engine | None = None) -> str:
         """``symbol`` if it is well formed and configured or stored (in ``engine``, default the

@@ -122,11 +122,10 @@ def _force_reason(ctx: AppContext) -> str | None:
 
 
 def _train(ctx: AppContext, known_at_ms: int) -> None:
-    from candlewise.store.model_registry import ModelRegistry
     from candlewise.training.first_training import calibrate_signals, train_symbol
 
     cfg = ctx.config
-    registry = ModelRegistry(ctx.engine, cfg.paths.models_dir, cfg.models.keep_versions)
+    registry = ctx.registry
     outcomes = train_symbol(
         ctx.engine, registry, cfg, SYMBOL, cfg.timeframes.names, known_at_ms=known_at_ms
     )

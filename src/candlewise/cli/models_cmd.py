@@ -23,10 +23,7 @@ IntervalOpt = Annotated[
 
 
 def registry_for(ctx: AppContext):  # type: ignore[no-untyped-def]
-    from candlewise.store.model_registry import ModelRegistry
-
-    cfg = ctx.config
-    return ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
+    return ctx.registry
 
 
 def _check(symbol: str, interval: str | None) -> None:

@@ -9,7 +9,6 @@ candles, champion/challenger against the active model, a ``retraining_history`` 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import typer
 
@@ -66,7 +65,6 @@ def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
     )
     from candlewise.store import candle_store
     from candlewise.store.learning_store import RetrainAttempt, record_retrain
-    from candlewise.store.model_registry import ModelRegistry
     from candlewise.system.logging_setup import get_logger
     from candlewise.training.challenger import retrain
 
@@ -80,7 +78,7 @@ def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
             f"get some first: candlewise data download --symbol {symbol} --timeframe 1m",
         )
     known_at = int(last["timestamp"].iloc[-1]) + TIMEFRAME_MS[interval]
-    registry = ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
+    registry = ctx.registry
     champion = registry.load_active(symbol, interval, FEATURE_SPEC.fingerprint)
     now_ms = int(time.time() * 1000)
     job = RetrainJob(symbol, interval, RetrainReason.MANUAL, now_ms)
