@@ -52,8 +52,8 @@ from candlewise.core.candle import Candle
 from candlewise.core.clock import SimulatedClock
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.engine.setup import build_predictor as _predictor
+from candlewise.engine.setup import new_engine
 from candlewise.engine.setup import warm_up as _warm_up
-from candlewise.engine.trading_engine import TradingEngine
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.retrain_policy import RetrainJob, RetrainPolicy, RetrainReason
 from candlewise.market.aggregation import TimeframeAggregator
@@ -379,7 +379,7 @@ def engine_case(
     predictor = _predictor(cfg, registry, str(models_dir), ENGINE_SYMBOLS)
     _warm_up(predictor, store, ENGINE_SYMBOLS, ENGINE_START)
     broker = PaperBroker(cfg.paper, cfg.risk, "paper")
-    engine = TradingEngine(cfg, store, registry, predictor, broker, retrainer=retrainer)
+    engine = new_engine(cfg, store, registry, predictor, broker, retrainer=retrainer)
     engine.policy = RetrainPolicy(cfg.continuous_learning.retraining, automatic=False)
     policy = engine.policy
     aggregators = {s: TimeframeAggregator(s, ("5m", "15m", "1h")) for s in ENGINE_SYMBOLS}

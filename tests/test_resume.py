@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from candlewise.app.bootstrap import bootstrap
 from candlewise.cli.main import run
 from candlewise.config.loader import load_config
 from candlewise.core.timestamps import ms_to_text
@@ -290,7 +291,7 @@ def test_a_stopped_phase1_continued_after_a_recalibration_stores_the_uninterrupt
 
     store = open_store(cfg.database.url)
     try:
-        Deployment(cfg, store, request, now_ms=now).run()
+        Deployment.prepare(bootstrap(cfg, store=store), request, now_ms=now).run()
     finally:
         store.dispose()
 
@@ -298,9 +299,8 @@ def test_a_stopped_phase1_continued_after_a_recalibration_stores_the_uninterrupt
     store = open_store(cfg.database.url)
     try:
         ended: list[int] = []
-        stopped = Deployment(
-            cfg,
-            store,
+        stopped = Deployment.prepare(
+            bootstrap(cfg, store=store),
             request,
             now_ms=now,
             stop=lambda: bool(ended) and ended[-1] >= first + 70 * MINUTE,
@@ -310,7 +310,7 @@ def test_a_stopped_phase1_continued_after_a_recalibration_stores_the_uninterrupt
         # the next start's --train-missing: 4h still cannot train, the calibration is
         # refitted on the candles known by then
         calibrate_signals(store, cfg, SYMBOL, known_at_ms=stopped.end_ms)
-        continued = Deployment(cfg, store, request, now_ms=now)
+        continued = Deployment.prepare(bootstrap(cfg, store=store), request, now_ms=now)
         assert continued.started_ms == stopped.end_ms
         continued.run()
     finally:

@@ -10,7 +10,8 @@ import pytest
 
 from candlewise.cli.main import run
 from candlewise.config.app_config import AppConfig
-from candlewise.engine.trading_engine import TradingEngine
+from candlewise.engine.runner import manual_retrains
+from candlewise.engine.setup import new_engine
 from candlewise.signals.live import LivePredictor
 from candlewise.store.db import open_store
 from candlewise.store.model_registry import ModelRegistry
@@ -70,14 +71,14 @@ def test_with_a_running_deployment_the_request_goes_through_the_store(
 
     cfg = AppConfig()
     registry = ModelRegistry(store, trained.parent / "models")
-    engine = TradingEngine(cfg, store, registry, LivePredictor(cfg.timeframes.weights, {}),
-                           PaperBroker(cfg.paper, cfg.risk), run_id=run_id)  # fmt: skip
-    assert engine.take_manual_requests(1_000, ["ETH/USDT"]) == 0  # not its symbol
-    assert engine.take_manual_requests(1_000, ["BTC/USDT"]) == 1
+    engine = new_engine(cfg, store, registry, LivePredictor(cfg.timeframes.weights, {}),
+                        PaperBroker(cfg.paper, cfg.risk), run_id=run_id)  # fmt: skip
+    assert manual_retrains(engine, ["ETH/USDT"], 1_000) == 0  # not its symbol
+    assert manual_retrains(engine, ["BTC/USDT"], 1_000) == 1
     assert [(j.model, j.reason.value) for j in engine.policy.pending()] == [
         ("BTC/USDT_15m", "manual")
     ]
-    assert engine.take_manual_requests(2_000, ["BTC/USDT"]) == 0  # taken once
+    assert manual_retrains(engine, ["BTC/USDT"], 2_000) == 0  # taken once
     con = sqlite3.connect(trained)
     rows = con.execute("SELECT status, run_id FROM retrain_requests").fetchall()
     con.close()

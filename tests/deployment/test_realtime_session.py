@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from candlewise.app.bootstrap import bootstrap
 from candlewise.cli.main import run
 from candlewise.config.loader import load_config
 from candlewise.core.timeframes import MINUTE_MS
@@ -36,7 +37,7 @@ def test_a_real_time_phase1_after_another_deployment_follows_the_wall_clock(
     assert earlier is not None and newest is not None
     later = int(time.time() * 1000) + 7 * MINUTE_MS  # seven minutes after it ended
     request = DeploymentRequest(1, ("BTC/USDT",), "simulated", DAY_MS, 1.0)
-    deployment = Deployment(cfg, store, request, now_ms=later)
+    deployment = Deployment.prepare(bootstrap(cfg, store=store), request, now_ms=later)
     try:
         plan = deployment.plan
         minute = later - later % MINUTE_MS

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import Engine
 
+from candlewise.app.bootstrap import bootstrap
 from candlewise.cli.main import run
 from candlewise.config.app_config import AppConfig
 from candlewise.config.loader import load_config
@@ -69,7 +70,7 @@ def phase1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Phase1]:
             assert train_one(store, registry, cfg, symbol, tf, known_at_ms=now - 3 * HOUR).ok
         calibrate_signals(store, cfg, symbol, known_at_ms=now - 3 * HOUR)
     request = DeploymentRequest(1, (BTC,), "simulated", 3 * HOUR, None)
-    deployment = Deployment(cfg, store, request, now_ms=now)
+    deployment = Deployment.prepare(bootstrap(cfg, store=store), request, now_ms=now)
     assert deployment.run().status == "completed"
     yield Phase1(cfg, store, deployment)
     store.dispose()
@@ -84,7 +85,7 @@ def test_phase3_continues_phase1s_account_and_adds_the_others_from_now(phase1: P
     request = DeploymentRequest(
         3, (BTC, ETH), "simulated", 2 * HOUR, None, from_now=True, continues=(BTC,)
     )
-    p3 = Deployment(cfg, store, request, now_ms=now)
+    p3 = Deployment.prepare(bootstrap(cfg, store=store), request, now_ms=now)
 
     assert p3.carried == {BTC: 1}
     account = p3.engine.broker

@@ -26,6 +26,7 @@ from candlewise.core.clock import SimulatedClock
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.core.timestamps import text_to_ms
 from candlewise.engine.setup import build_predictor as _predictor
+from candlewise.engine.setup import new_engine
 from candlewise.engine.setup import warm_up as _warm_up
 from candlewise.engine.trading_engine import TradingEngine
 from candlewise.market.aggregation import TimeframeAggregator
@@ -112,7 +113,7 @@ def build(root: Path, make: Callable[[Engine, ModelRegistry, AppConfig], Retrain
         # Automatic retraining off, manual retrains only: the automatic triggers (low_confidence
         # after 10 LEARNING signals, drift, losses) would start retrains of their own and blur
         # what is measured; a manual request must still run.
-        engine = TradingEngine(
+        engine = new_engine(
             CFG, store, registry, predictor, broker, retrainer=worker, retraining=False
         )
         end = START + WINDOW_MINUTES * MINUTE_MS

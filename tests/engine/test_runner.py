@@ -13,6 +13,7 @@ from candlewise.core.clock import ScaledClock
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.deployment.progress import StatusLine
 from candlewise.engine.runner import EngineRunner
+from candlewise.engine.setup import new_engine
 from candlewise.engine.trading_engine import TradingEngine
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.feeds import SimulatedFeed
@@ -41,7 +42,7 @@ class FakeTime:
 
 def _runner(store: Engine, tmp_path: Path, on_minute) -> tuple[EngineRunner, TradingEngine]:  # type: ignore[no-untyped-def]
     cfg = AppConfig()
-    engine = TradingEngine(
+    engine = new_engine(
         cfg, store, ModelRegistry(store, tmp_path / "models"),
         LivePredictor({"1m": 1.0}, {}), PaperBroker(cfg.paper, cfg.risk), retraining=False,
     )  # fmt: skip

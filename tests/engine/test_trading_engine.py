@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from candlewise.config.app_config import AppConfig
-from candlewise.engine.trading_engine import TradingEngine
+from candlewise.engine.setup import new_engine
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.market.simulated import market_at
@@ -41,7 +41,7 @@ def test_one_symbols_failure_is_recorded_and_the_others_continue(
     cfg = AppConfig()
     registry = ModelRegistry(sqlite_engine, tmp_path / "m")
     broker = PaperBroker(cfg.paper, cfg.risk)
-    engine = TradingEngine(cfg, sqlite_engine, registry, predictor, broker, retraining=False)
+    engine = new_engine(cfg, sqlite_engine, registry, predictor, broker, retraining=False)
     series = market_at(["BTC/USDT", "ETH/USDT"], 2, DAY0).generate(120)
     aggregators = {s: TimeframeAggregator(s) for s in series}
     for i in range(120):
@@ -71,8 +71,8 @@ def test_the_daily_loss_limit_is_announced_once_per_day(
     cfg = AppConfig()
     broker = PaperBroker(cfg.paper, cfg.risk)
     alerts: list[object] = []
-    engine = TradingEngine(cfg, sqlite_engine, ModelRegistry(sqlite_engine, tmp_path / "m"),
-                           LivePredictor({"1m": 1.0}, {}), broker, alert=alerts.append)  # fmt: skip
+    engine = new_engine(cfg, sqlite_engine, ModelRegistry(sqlite_engine, tmp_path / "m"),
+                        LivePredictor({"1m": 1.0}, {}), broker, alert=alerts.append)  # fmt: skip
     day = 86_400_000
     broker.limits.observe(10_000.0, DAY0 + 60_000)  # the day starts at 10,000
     engine.end_minute(DAY0 + 120_000)

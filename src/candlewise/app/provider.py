@@ -2,7 +2,8 @@
 
 The guide checks it with ``UnifiedDataProvider.get_instance()`` before a deployment: getting the
 instance validates the configuration, opens (and migrates) the store and makes sure the
-configured feed can deliver, so a failure here names the problem before anything trades.
+configured feed can deliver, so a failure here names the problem before anything trades. It is
+built through the composition root (``app.bootstrap``), as every command is.
 """
 
 from __future__ import annotations
@@ -16,31 +17,40 @@ from typing import ClassVar
 import pandas as pd
 from sqlalchemy import Engine
 
+from candlewise.app.bootstrap import Application, bootstrap
 from candlewise.config.app_config import AppConfig
-from candlewise.config.loader import load_config
-from candlewise.config.secrets import load_secrets, set_active
 from candlewise.core.errors import UserError
-from candlewise.market.feed_factory import FeedPlan, plan_feed
+from candlewise.market.feed_factory import FeedPlan
 from candlewise.store import candle_store
-from candlewise.store.db import open_store
 
 
 class UnifiedDataProvider:
     _instance: ClassVar[UnifiedDataProvider | None] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, config: AppConfig, engine: Engine) -> None:
-        self.config = config
-        self.engine = engine
+    def __init__(self, app: Application) -> None:
+        self.app = app
+
+    @property
+    def config(self) -> AppConfig:
+        return self.app.config
+
+    @property
+    def engine(self) -> Engine:
+        """The store (a SQLAlchemy engine)."""
+        return self.app.store
 
     @classmethod
-    def get_instance(cls, config_path: str | Path | None = None) -> UnifiedDataProvider:
-        """The process-wide provider, created on first use from ``config.yaml`` (or defaults)."""
+    def get_instance(
+        cls, config_path: str | Path | None = None, *, app: Application | None = None
+    ) -> UnifiedDataProvider:
+        """The process-wide provider, created on first use: on ``app``, else on what
+        ``bootstrap`` builds from ``config.yaml`` (or defaults)."""
         with cls._lock:
             if cls._instance is None:
-                config = load_config(config_path)
-                set_active(load_secrets())
-                provider = cls(config, open_store(config.database.url))
+                app = app if app is not None else bootstrap(config_path)
+                _ = app.config, app.secrets, app.store  # validated, redaction on, migrated
+                provider = cls(app)
                 provider.check_feed()
                 cls._instance = provider
             return cls._instance
@@ -50,7 +60,7 @@ class UnifiedDataProvider:
         """Forget the instance (tests, or after the config file changed)."""
         with cls._lock:
             if cls._instance is not None:
-                cls._instance.engine.dispose()
+                cls._instance.app.close()
             cls._instance = None
 
     def check_feed(self) -> None:
@@ -101,11 +111,9 @@ class UnifiedDataProvider:
         now_ms: int | None = None,
     ) -> FeedPlan:
         """A feed of closed 1m candles (see ``feed_factory`` for the time windows)."""
-        return plan_feed(
+        return self.app.plan_feed(
             name or self.config.data.feed,
-            self.config,
             list(symbols or self.config.symbols),
-            engine=self.engine,
             now_ms=now_ms if now_ms is not None else int(time.time() * 1000),
             duration_ms=duration_ms,
             speed=speed,

@@ -41,7 +41,7 @@ from candlewise.core.timeframes import MINUTE_MS
 from candlewise.core.timestamps import ms_to_text
 from candlewise.engine.replay.column_blocks import feed_blocks
 from candlewise.engine.runner import EngineRunner, Interrupted, Progress
-from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
+from candlewise.engine.setup import build_predictor, new_engine, primed_aggregators, warm_up
 from candlewise.engine.trading_engine import TradingEngine
 from candlewise.market.feed_plan import Feed
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed, simulated_source
@@ -344,7 +344,7 @@ def _engine(ctx: _Context, run_id: int) -> TradingEngine:
     predictor = build_predictor(ctx.cfg, ctx.registry, ctx.models_dir, ctx.symbols)
     broker = PaperBroker(ctx.cfg.paper, ctx.cfg.risk, "paper")
     retraining = ctx.req.retrain
-    return TradingEngine(
+    return new_engine(
         ctx.cfg, ctx.store, ctx.registry, predictor, broker, retraining=retraining, run_id=run_id
     )
 

@@ -1,4 +1,5 @@
-"""What every command needs: the validated config, secrets, logging and the store."""
+"""What every command needs: the application (``app.bootstrap``: config, secrets, store, ...),
+logging, and the consoles it prints to."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import Engine
 
+from candlewise.app.bootstrap import Application, bootstrap
 from candlewise.cli.options import check_symbol, unknown_symbol
 from candlewise.config.app_config import AppConfig
-from candlewise.config.loader import load_config
-from candlewise.config.secrets import Secrets, load_secrets, set_active
+from candlewise.config.secrets import Secrets
 from candlewise.core.errors import UserError
 from candlewise.store import candle_store
-from candlewise.store.db import database_url, open_store, sqlite_path
-from candlewise.system.logging_setup import configure_logging
+from candlewise.store.db import sqlite_path
+from candlewise.store.model_registry import ModelRegistry
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -26,36 +27,38 @@ if not console.is_terminal:  # piped or captured: wide tables beat truncated one
 
 @dataclass
 class AppContext:
+    """A command's view of the application; each member is built on first use (a command that
+    needs no store never opens one)."""
+
     config_path: Path | None = None
     db_url: str | None = None
 
     @cached_property
-    def config(self) -> AppConfig:
-        cfg = load_config(self.config_path)
-        if self.db_url:
-            url = database_url(self.db_url)  # a plain path is a SQLite file
-            cfg = cfg.model_copy(update={"database": cfg.database.model_copy(update={"url": url})})
-        return cfg
+    def app(self) -> Application:
+        return bootstrap(self.config_path, db_url=self.db_url)
 
-    @cached_property
+    @property
+    def config(self) -> AppConfig:
+        return self.app.config
+
+    @property
     def secrets(self) -> Secrets:
-        secrets = load_secrets()
-        set_active(secrets)
-        return secrets
+        return self.app.secrets
 
     def start_logging(self) -> None:
         """Where a command starts working in the project folder (every command that writes
-        calls it, after checking its arguments): also creates the guide's folders, so that
-        e.g. its ``cp data/trading.db backups/...`` works from the first start on."""
-        _ = self.secrets  # redaction must be active before the first line is written
-        paths = self.config.paths
-        for folder in (paths.logs_dir, paths.reports_dir, paths.backups_dir):
-            Path(folder).mkdir(parents=True, exist_ok=True)
-        configure_logging(paths.logs_dir, self.config.logging)
+        calls it, after checking its arguments): see ``Application.start_logging``."""
+        self.app.start_logging()
 
-    @cached_property
+    @property
     def engine(self) -> Engine:
-        return open_store(self.config.database.url)
+        """The store (a SQLAlchemy engine), opened and migrated on first use."""
+        return self.app.store
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The model registry on the store and the config's models folder."""
+        return self.app.registry
 
     def check_known_symbol(self, symbol: str, engine: Engine | None = None) -> str:
         """``symbol`` if it is well formed and configured or stored (in ``engine``, default the

@@ -194,7 +194,6 @@ def stream(
     db: DbOpt = None,
 ) -> None:
     """Run a feed into the store: validate, build 5m..1d, log every close as the guide shows."""
-    from candlewise.market.feed_factory import plan_feed
 
     ctx = AppContext(config, db)
     chosen = split_symbols(symbols, ctx.config.symbols)
@@ -206,11 +205,9 @@ def stream(
     ctx.start_logging()
     engine = ctx.engine
     name = feed or ctx.config.data.feed
-    plan = plan_feed(
+    plan = ctx.app.plan_feed(
         name,
-        ctx.config,
         chosen,
-        engine=engine,
         now_ms=int(time.time() * 1000),
         duration_ms=duration_ms,
         speed=pace,

@@ -74,14 +74,14 @@ def demo(
     console.rule(f"3. Paper-trading validation ({duration} before phase 1's, simulated, "
                  "--speed max)")  # fmt: skip
     run_paper_validation(
-        ctx, [SYMBOL], "simulated", duration_ms, None, console.print, end_ms=window_start
+        ctx.app, [SYMBOL], "simulated", duration_ms, None, console.print, end_ms=window_start
     )
 
     console.rule(f"4. Phase 1 ({duration}, simulated, --speed max)")
     reason = _force_reason(ctx)
     options = PhaseOptions(phase=1, symbol=SYMBOL, duration=duration, feed="simulated",
                            speed="max", force_reason=reason)  # fmt: skip
-    code = run_phase(ctx, options, console.print)
+    code = run_phase(ctx.app, options, console.print)
     if code == 2:
         raise typer.Exit(2)
 
@@ -131,11 +131,10 @@ def _force_reason(ctx: AppContext) -> str | None:
 
 
 def _train(ctx: AppContext, known_at_ms: int) -> None:
-    from candlewise.store.model_registry import ModelRegistry
     from candlewise.training.first_training import calibrate_signals, train_symbol
 
     cfg = ctx.config
-    registry = ModelRegistry(ctx.engine, cfg.paths.models_dir, cfg.models.keep_versions)
+    registry = ctx.registry
     outcomes = train_symbol(
         ctx.engine, registry, cfg, SYMBOL, cfg.timeframes.names, known_at_ms=known_at_ms
     )

@@ -108,7 +108,7 @@ def deploy(
         train_missing=train_missing,
         confirm=_terminal_confirm() if phase == 3 and not approve else None,
     )
-    code = run_phase(ctx, options, console.print)
+    code = run_phase(ctx.app, options, console.print)
     if code:
         raise typer.Exit(code)
 
@@ -165,7 +165,7 @@ def validate_paper(
     chosen = [ctx.check_known_symbol(s) for s in split_symbols(symbols, ctx.config.symbols)]
     ctx.start_logging()
     code = run_paper_validation(
-        ctx, chosen, feed or ctx.config.data.feed, duration_ms, pace, console.print
+        ctx.app, chosen, feed or ctx.config.data.feed, duration_ms, pace, console.print
     )
     if code:
         raise typer.Exit(code)

@@ -28,10 +28,7 @@ IntervalOpt = Annotated[
 
 
 def registry_for(ctx: AppContext) -> ModelRegistry:
-    from candlewise.store.model_registry import ModelRegistry
-
-    cfg = ctx.config
-    return ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
+    return ctx.registry
 
 
 def _check(symbol: str, interval: str | None) -> None:

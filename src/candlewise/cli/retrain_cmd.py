@@ -9,7 +9,6 @@ candles, champion/challenger against the active model, a ``retraining_history`` 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -62,14 +61,13 @@ def retrain_command(
 def _retrain_here(ctx: AppContext, symbol: str, interval: str) -> None:
     from candlewise.features.spec import FEATURE_SPEC
     from candlewise.learning.retrain_policy import RetrainJob, RetrainReason, format_started
-    from candlewise.store.model_registry import ModelRegistry
     from candlewise.system.logging_setup import get_logger
     from candlewise.training.challenger import retrain
 
     log = get_logger("retrain")
     cfg = ctx.config
     known_at = _newest_close(ctx, symbol, interval)
-    registry = ModelRegistry(ctx.engine, Path(cfg.paths.models_dir), cfg.models.keep_versions)
+    registry = ctx.registry
     champion = registry.load_active(symbol, interval, FEATURE_SPEC.fingerprint)
     now_ms = int(time.time() * 1000)
     job = RetrainJob(symbol, interval, RetrainReason.MANUAL, now_ms)

@@ -92,52 +92,67 @@ def _failed(name: str, line: str, problem: str, fix: str | None) -> CheckResult:
 # --- 1. database ------------------------------------------------------------------------------
 
 
+_RESTORE = (
+    "restore the newest backup with 'candlewise restore' (it backs up the current files first)"
+)
+_DB_FAILED = "Database integrity: FAILED"
+
+
 def check_database(store: Engine) -> CheckResult:
     """``✓ Database integrity: OK``: quick_check (SQLite) and the schema at head."""
-    from alembic.script import ScriptDirectory  # alembic is heavy: import on use
-
-    from candlewise.store.migrate import alembic_config, current_revision, head_revision
+    from candlewise.store.migrate import current_revision
 
     url = str(store.url)
-    line = "Database integrity: FAILED"
-    path = sqlite_path(url) if store.dialect.name == "sqlite" else None
-    restore = (
-        "restore the newest backup with 'candlewise restore' (it backs up the current files first)"
-    )
     try:
-        if store.dialect.name == "sqlite":
-            with store.connect() as conn:
-                rows = [
-                    text
-                    for row in conn.exec_driver_sql("PRAGMA quick_check").scalars()
-                    for text in str(row).splitlines()
-                    if text and not text.startswith("*** in database")
-                ]
-            if rows != ["ok"]:
-                shown = "; ".join(rows[:_SHOWN_PROBLEMS])
-                more = (
-                    f" (+{len(rows) - _SHOWN_PROBLEMS} more)" if len(rows) > _SHOWN_PROBLEMS else ""
-                )
-                inspect = f"; inspect: sqlite3 {path} 'PRAGMA integrity_check;'" if path else ""
-                return _failed(
-                    "database", line, f"PRAGMA quick_check: {shown}{more}", restore + inspect
-                )
+        damage = _quick_check(store)
+        if damage is not None:
+            return damage
         current = current_revision(store)
     except (DBAPIError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         return _failed(
             "database",
-            line,
+            _DB_FAILED,
             f"cannot read {safe_url(url)}: {reason}",
-            restore + " or check database.url in config.yaml",
+            _RESTORE + " or check database.url in config.yaml",
         )
+    return _check_revision(url, current)
+
+
+def _quick_check(store: Engine) -> CheckResult | None:
+    """SQLite's ``PRAGMA quick_check``: the failure it reports, None when it says ok (or the
+    store is not SQLite)."""
+    if store.dialect.name != "sqlite":
+        return None
+    with store.connect() as conn:
+        rows = [
+            text
+            for row in conn.exec_driver_sql("PRAGMA quick_check").scalars()
+            for text in str(row).splitlines()
+            if text and not text.startswith("*** in database")
+        ]
+    if rows == ["ok"]:
+        return None
+    shown = "; ".join(rows[:_SHOWN_PROBLEMS])
+    more = f" (+{len(rows) - _SHOWN_PROBLEMS} more)" if len(rows) > _SHOWN_PROBLEMS else ""
+    path = sqlite_path(str(store.url))
+    inspect = f"; inspect: sqlite3 {path} 'PRAGMA integrity_check;'" if path else ""
+    return _failed("database", _DB_FAILED, f"PRAGMA quick_check: {shown}{more}", _RESTORE + inspect)
+
+
+def _check_revision(url: str, current: str | None) -> CheckResult:
+    """The schema at this candlewise's head revision, or what to do about it."""
+    from alembic.script import ScriptDirectory  # alembic is heavy: import on use
+
+    from candlewise.store.migrate import alembic_config, head_revision
+
     head = head_revision()
     if current == head:
         return CheckResult("database", True, "✓ Database integrity: OK")
     if current is None:
         return _failed(
             "database",
-            line,
+            _DB_FAILED,
             f"{safe_url(url)} has no schema (no migration applied)",
             "create it with 'candlewise db upgrade'",
         )
@@ -148,13 +163,13 @@ def check_database(store: Engine) -> CheckResult:
     if not known:
         return _failed(
             "database",
-            line,
+            _DB_FAILED,
             f"schema revision {current} is newer than this candlewise knows (newest: {head})",
             "upgrade candlewise to the version that migrated this database",
         )
     return _failed(
         "database",
-        line,
+        _DB_FAILED,
         f"schema at revision {current}, this candlewise needs {head}",
         "migrate it with 'candlewise db upgrade' (back it up first with 'candlewise backup')",
     )

@@ -17,7 +17,7 @@ from sqlalchemy import insert
 
 from candlewise.alerts.dispatcher import AlertDispatcher
 from candlewise.alerts.model import Alert
-from candlewise.cli.context import AppContext
+from candlewise.app.bootstrap import Application
 from candlewise.config.app_config import AppConfig
 from candlewise.core.clock import parse_duration_ms, parse_speed
 from candlewise.core.errors import UserError
@@ -75,9 +75,9 @@ def human_duration(ms: int) -> str:
     return f"{ms / 60_000:g} minutes"
 
 
-def run_phase(ctx: AppContext, opt: PhaseOptions, out: Out) -> int:
-    cfg = ctx.config
-    ctx.start_logging()
+def run_phase(app: Application, opt: PhaseOptions, out: Out) -> int:
+    cfg = app.config
+    app.start_logging()
     try:
         speed = parse_speed(opt.speed)
         duration_ms = parse_duration_ms(opt.duration or cfg.deployment.phase1_duration)
@@ -91,8 +91,8 @@ def run_phase(ctx: AppContext, opt: PhaseOptions, out: Out) -> int:
         )
     if opt.phase == 1:
         assert opt.symbol is not None
-        return _phase1(ctx, opt, out, feed, speed, duration_ms)
-    return _phase3(ctx, opt, out, feed, speed, opt.duration and duration_ms)
+        return _phase1(app, opt, out, feed, speed, duration_ms)
+    return _phase3(app, opt, out, feed, speed, opt.duration and duration_ms)
 
 
 def _say(out: Out, line: str) -> None:
@@ -102,7 +102,7 @@ def _say(out: Out, line: str) -> None:
 
 
 def _phase1(
-    ctx: AppContext, opt: PhaseOptions, out: Out, feed: str, speed: float | None, duration: int
+    app: Application, opt: PhaseOptions, out: Out, feed: str, speed: float | None, duration: int
 ) -> int:
     symbol = opt.symbol or ""
     for line in (
@@ -118,28 +118,28 @@ def _phase1(
     ):
         _say(out, line)
     checks = _pre_checks(
-        ctx, [symbol], feed, out, opt.train_missing, duration_ms=duration,
+        app, [symbol], feed, out, opt.train_missing, duration_ms=duration,
         force_reason=opt.force_reason,
     )  # fmt: skip
     if not checks:
         return 2
     override = None if checks is True else opt.force_reason
     request = DeploymentRequest(1, (symbol,), feed, duration, speed, validation_override=override)
-    outcome, deployment = _deploy(ctx, request, out, [symbol], announce_monitoring=duration)
+    outcome, deployment = _deploy(app, request, out, [symbol], announce_monitoring=duration)
     if outcome.status != deployment_store.COMPLETED:
-        return _stopped(ctx, outcome, deployment, out)
-    return _validate(ctx, outcome, deployment, out)
+        return _stopped(app, outcome, deployment, out)
+    return _validate(app, outcome, deployment, out)
 
 
 def _phase3(
-    ctx: AppContext,
+    app: Application,
     opt: PhaseOptions,
     out: Out,
     feed: str,
     speed: float | None,
     duration: int | None,
 ) -> int:
-    cfg = ctx.config
+    cfg = app.config
     symbols = list(cfg.symbols)
     if speed is None and duration is None and feed == "simulated":  # it starts now: no end
         raise UserError(
@@ -147,7 +147,7 @@ def _phase3(
             "add --duration (e.g. --duration 24h), or drop --speed to run in real time",
         )
     approval = Phase3Approval(opt.approve, opt.force_reason, opt.confirm)
-    with ctx.engine.begin() as conn:
+    with app.store.begin() as conn:
         phase1 = approve_phase3(conn, symbols, approval)
     for line in (
         RULE,
@@ -159,7 +159,7 @@ def _phase3(
         RULE,
     ):
         _say(out, line)
-    if not _pre_checks(ctx, symbols, feed, out, train_missing=True, quiet=True):
+    if not _pre_checks(app, symbols, feed, out, train_missing=True, quiet=True):
         return 2
     stagger = _stagger_ms(opt.stagger, cfg.deployment.stagger_ms)
     carried = phase1.symbols if phase1 is not None else ()  # its account goes on in phase 3
@@ -167,11 +167,11 @@ def _phase3(
         3, tuple(symbols), feed, duration, speed, from_now=True, continues=carried
     )
     outcome, deployment = _deploy(
-        ctx, request, out, symbols, carry_over=True, stagger_ms=stagger, announce_monitoring=None
+        app, request, out, symbols, carry_over=True, stagger_ms=stagger, announce_monitoring=None
     )
     if outcome.status != deployment_store.COMPLETED:
-        return _stopped(ctx, outcome, deployment, out)
-    with ctx.engine.begin() as conn:  # a phase 3 given a --duration ends like this
+        return _stopped(app, outcome, deployment, out)
+    with app.store.begin() as conn:  # a phase 3 given a --duration ends like this
         deployment_store.finish(conn, outcome.deployment_id, deployment_store.COMPLETED)
     _say(out, f"Phase 3 completed at {ms_to_text(outcome.end_ms)} UTC (the --duration ended).")
     return 0
@@ -189,7 +189,7 @@ def _stagger_ms(text: str | None, default: int) -> int:
 
 
 def _pre_checks(
-    ctx: AppContext,
+    app: Application,
     symbols: Sequence[str],
     feed: str,
     out: Out,
@@ -208,22 +208,22 @@ def _pre_checks(
         run_checks,
     )
 
-    validation = None if quiet else check_paper_validation(ctx.config.paths.validation_dir)
+    validation = None if quiet else check_paper_validation(app.config.paths.validation_dir)
     refused = validation is not None and not validation.ok and force_reason is None
     if train_missing and not refused:  # no training for a deployment that will not start
         known_at = None
         if feed == "simulated" and duration_ms is not None:  # train on what precedes the window
             now = int(time.time() * 1000)
             known_at = now - now % MINUTE_MS - duration_ms
-        _train_missing(ctx, symbols, out, known_at)
+        _train_missing(app, symbols, out, known_at)
     results = run_checks(
-        ctx.config,
-        ctx.engine,
+        app.config,
+        app.store,
         symbols,
         now_ms=int(time.time() * 1000),
         feed=feed,
         duration_ms=duration_ms,
-        secrets=ctx.secrets,
+        secrets=app.secrets,
     )
     failed = [r for r in results if not r.ok]
     if not quiet or failed:
@@ -247,14 +247,13 @@ def _pre_checks(
 
 
 def _train_missing(
-    ctx: AppContext, symbols: Sequence[str], out: Out, known_at_ms: int | None = None
+    app: Application, symbols: Sequence[str], out: Out, known_at_ms: int | None = None
 ) -> None:
     from candlewise.features.spec import FEATURE_SPEC
-    from candlewise.store.model_registry import ModelRegistry
     from candlewise.training.first_training import calibrate_signals, train_symbol
 
-    cfg = ctx.config
-    registry = ModelRegistry(ctx.engine, cfg.paths.models_dir, cfg.models.keep_versions)
+    cfg = app.config
+    registry = app.registry
     for symbol in symbols:
         missing = [
             tf
@@ -264,14 +263,14 @@ def _train_missing(
         if not missing:
             continue
         _say(out, f"Training {symbol} ({', '.join(missing)})...")
-        outcomes = train_symbol(ctx.engine, registry, cfg, symbol, missing, known_at_ms=known_at_ms)
+        outcomes = train_symbol(app.store, registry, cfg, symbol, missing, known_at_ms=known_at_ms)
         for outcome in outcomes:
             _say(out, f"  {'✓' if outcome.ok else '✗'} {outcome.symbol} {outcome.timeframe}")
-        calibrate_signals(ctx.engine, cfg, symbol, known_at_ms=known_at_ms)
+        calibrate_signals(app.store, cfg, symbol, known_at_ms=known_at_ms)
 
 
 def _deploy(
-    ctx: AppContext,
+    app: Application,
     request: DeploymentRequest,
     out: Out,
     symbols: Sequence[str],
@@ -280,11 +279,11 @@ def _deploy(
     stagger_ms: int = 0,
     announce_monitoring: int | None,
 ) -> tuple[DeploymentOutcome, Deployment]:
-    cfg = ctx.config
+    cfg = app.config
     _say(out, "Initializing system components...")
     with (
         StopRequest() as stop,
-        AlertDispatcher(cfg.alerts, ctx.secrets, ctx.engine) as alerts,
+        AlertDispatcher(cfg.alerts, app.secrets, app.store) as alerts,
         _metrics_endpoint(cfg, symbols, out) as metrics,
     ):
         monitor = HealthMonitor(cfg, alerts)
@@ -295,13 +294,8 @@ def _deploy(
             if metrics is not None:
                 metrics.observe(deployment.engine, now, deployment.plan.clock.now_ms())
 
-        deployment = Deployment(
-            cfg,
-            ctx.engine,
-            request,
-            now_ms=int(time.time() * 1000),
-            stop=stop,
-            on_minute=on_minute,
+        deployment = Deployment.prepare(
+            app, request, now_ms=int(time.time() * 1000), stop=stop, on_minute=on_minute
         )
         deployment.engine.alert = alerts.raise_alert
         status = StatusLine(
@@ -309,31 +303,48 @@ def _deploy(
             deployment.plan.clock.now_ms, lambda line: _say(out, line),
         )  # fmt: skip
         _say(out, "✓ Components initialized")
-        for i, symbol in enumerate(symbols):
-            if carry_over and symbol in deployment.carried:  # continued, not redeployed
-                _say(out, f"✓ {symbol} already deployed (Phase {deployment.carried[symbol]})")
-                continue
-            if i and stagger_ms and not stop():
-                time.sleep(stagger_ms / 1000)
-            _say(out, f"Deploying {symbol}...")
-            for tf in cfg.timeframes.names:
-                _say(out, f"  ✓ Subscribed to {symbol} @ {tf}")
-            _say(out, f"✅ {symbol} deployed successfully")
-        _say(out, "")
-        if announce_monitoring is not None:
-            what = ", ".join(symbols)
-            _say(
-                out,
-                f"✓ Deployment started. Monitoring {what} for "
-                f"{human_duration(announce_monitoring)}...",
-            )
-        else:
-            _say(out, RULE)
-            _say(out, f"✅ FULL ROLLOUT COMPLETE - {len(symbols)} symbols active")
-            _say(out, RULE)
-            _say(out, "Continuous monitoring active. Press Ctrl+C to stop.")
+        _announce_symbols(cfg, deployment, symbols, out, carry_over, stagger_ms, stop)
+        _announce_start(symbols, out, announce_monitoring)
         outcome = deployment.run()
     return outcome, deployment
+
+
+def _announce_symbols(
+    cfg: AppConfig,
+    deployment: Deployment,
+    symbols: Sequence[str],
+    out: Out,
+    carry_over: bool,
+    stagger_ms: int,
+    stop: Callable[[], bool],
+) -> None:
+    """The guide's per-symbol lines (``--stagger`` apart); a carried symbol is not redeployed."""
+    for i, symbol in enumerate(symbols):
+        if carry_over and symbol in deployment.carried:  # continued, not redeployed
+            _say(out, f"✓ {symbol} already deployed (Phase {deployment.carried[symbol]})")
+            continue
+        if i and stagger_ms and not stop():
+            time.sleep(stagger_ms / 1000)
+        _say(out, f"Deploying {symbol}...")
+        for tf in cfg.timeframes.names:
+            _say(out, f"  ✓ Subscribed to {symbol} @ {tf}")
+        _say(out, f"✅ {symbol} deployed successfully")
+    _say(out, "")
+
+
+def _announce_start(symbols: Sequence[str], out: Out, monitoring_ms: int | None) -> None:
+    """Phase 1 names what it monitors and for how long; phase 3 announces the full rollout."""
+    if monitoring_ms is not None:
+        what = ", ".join(symbols)
+        _say(
+            out,
+            f"✓ Deployment started. Monitoring {what} for {human_duration(monitoring_ms)}...",
+        )
+    else:
+        _say(out, RULE)
+        _say(out, f"✅ FULL ROLLOUT COMPLETE - {len(symbols)} symbols active")
+        _say(out, RULE)
+        _say(out, "Continuous monitoring active. Press Ctrl+C to stop.")
 
 
 @contextmanager
@@ -404,8 +415,8 @@ class HealthMonitor:
                 deployment.rollback(now, r.detail)
 
 
-def _stopped(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deployment, out: Out) -> int:
-    with ctx.engine.begin() as conn:
+def _stopped(app: Application, outcome: DeploymentOutcome, deployment: Deployment, out: Out) -> int:
+    with app.store.begin() as conn:
         deployment_store.finish(conn, outcome.deployment_id, outcome.status)
     open_positions = len(deployment.engine.broker.book)
     if outcome.status == deployment_store.ROLLED_BACK:
@@ -420,10 +431,12 @@ def _stopped(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deployment
     return 130
 
 
-def _validate(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deployment, out: Out) -> int:
-    cfg = ctx.config
+def _validate(
+    app: Application, outcome: DeploymentOutcome, deployment: Deployment, out: Out
+) -> int:
+    cfg = app.config
     engine = deployment.engine
-    with ctx.engine.connect() as conn:
+    with app.store.connect() as conn:
         metrics = window_metrics(
             conn,
             deployment.symbols,
@@ -448,7 +461,7 @@ def _validate(ctx: AppContext, outcome: DeploymentOutcome, deployment: Deploymen
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str))
-    with ctx.engine.begin() as conn:
+    with app.store.begin() as conn:
         deployment_store.finish(
             conn,
             outcome.deployment_id,

@@ -15,24 +15,23 @@ disk, a read-only folder) stops the run at its last checkpoint, recorded as stop
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import Engine
 
-from candlewise.config.app_config import AppConfig
+from candlewise.app.bootstrap import Application
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.core.timestamps import ms_to_text
 from candlewise.deployment.unfinished import record_fault, report_unfinished, stop_message
-from candlewise.engine.runner import EngineRunner, Interrupted
-from candlewise.engine.setup import build_predictor, primed_aggregators, warm_up
+from candlewise.engine.runner import EngineRunner, Interrupted, manual_retrains
+from candlewise.engine.setup import build_predictor, new_engine, primed_aggregators, warm_up
 from candlewise.engine.trading_engine import TradingEngine
-from candlewise.market.feed_factory import FeedPlan, plan_feed
+from candlewise.market.feed_factory import FeedPlan
 from candlewise.market.ingest import check_source
 from candlewise.store import deployment_store, trade_store
-from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.run_store import (
     DEPLOYMENT_KIND,
     FINISHED,
@@ -45,7 +44,6 @@ from candlewise.store.run_store import (
 from candlewise.store.snapshots import load_snapshot
 from candlewise.store.storage_fault import StorageFault
 from candlewise.system.logging_setup import get_logger
-from candlewise.trading.paper_broker import PaperBroker
 from candlewise.training.retrain_worker import InlineRetrainer, ProcessRetrainer, Retrainer
 
 RUN_KIND = DEPLOYMENT_KIND
@@ -88,162 +86,101 @@ class DeploymentOutcome:
 MinuteHook = Callable[["Deployment", int], None]
 
 
+@dataclass(frozen=True)
+class Account:
+    """The account a deployment continues (None: a new one) and the symbols it carries, each
+    with the phase that deployed it."""
+
+    previous: RunRecord | None
+    carried: dict[str, int]
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """What ``Deployment.prepare`` wrote: the run's engine, its ``engine_runs`` row and
+    ``deployments`` row, the snapshot kept with each checkpoint and where the feed starts."""
+
+    engine: TradingEngine
+    run_id: int
+    deployment_id: int
+    snapshot: dict[str, Any]
+    cursor: int
+
+
 class Deployment:
     def __init__(
         self,
-        cfg: AppConfig,
-        store: Engine,
+        app: Application,
         request: DeploymentRequest,
+        account: Account,
+        plan: FeedPlan,
+        started: StartedRun,
+        retrainer: Retrainer,
         *,
-        now_ms: int,
         stop: Callable[[], bool] | None = None,
         on_minute: MinuteHook | None = None,
     ) -> None:
-        self.cfg = cfg
-        self.store = store
+        """The parts ``prepare`` built; see there."""
+        self.app = app
+        self.cfg = app.config
+        self.store = app.store
+        self.registry = app.registry
         self.request = request
         self.symbols = list(request.symbols)
+        self.previous, self.carried = account.previous, account.carried
+        self.plan = plan
+        self.source: str = feed_source(plan, request)
+        self.candle_source = candle_source(plan, request)
+        self.retrainer = retrainer
+        self.engine, self.run_id = started.engine, started.run_id
+        self.deployment_id, self.cursor = started.deployment_id, started.cursor
+        self.started_ms = plan.start_ms
         self.stop = stop
         self.on_minute_hook = on_minute
         self._rollback_reason: str | None = None
         self._rollback_asked = False  # seen in the store while waiting for a candle
         self._control_read_at = 0.0
-        self.registry = ModelRegistry(store, cfg.paths.models_dir, cfg.models.keep_versions)
-        self.previous, self.carried = self._previous_run()
-        report_unfinished(store, self.previous.id if self.previous is not None else None)
-        self.plan: FeedPlan = self._plan(now_ms)
-        self.source: str = getattr(self.plan.feed, "source", request.feed)
-        if hasattr(self.plan.clock, "interrupt"):  # a stop must not wait for the next candle
-            self.plan.clock.interrupt = self._stop_requested
-        stored_already = self.source == "replay" and not request.files  # a replay of the store
-        self.candle_source = None if stored_already else self.source
-        if self.candle_source is not None:  # never append another price history to a symbol
-            with store.begin() as conn:
-                for symbol in self.symbols:
-                    check_source(conn, symbol, self.candle_source)
-        live = request.speed is not None or request.feed == "binance"
-        self.retrainer: Retrainer = (
-            ProcessRetrainer(store, self.registry, cfg)
-            if live
-            else InlineRetrainer(store, self.registry, cfg)
-        )
-        self.engine, self.run_id, snapshot, self.cursor = self._engine()
-        with store.begin() as conn:
-            self.deployment_id = deployment_store.create_deployment(
-                conn, request.phase, self.symbols, self.run_id, request.validation_override
-            )
-        self.started_ms = self.plan.start_ms
+        if hasattr(plan.clock, "interrupt"):  # a stop must not wait for the next candle
+            plan.clock.interrupt = self._stop_requested
         self.runner = EngineRunner(
             self.engine,
-            store,
+            self.store,
             self.run_id,
-            snapshot,
+            started.snapshot,
             candle_source=self.candle_source,
-            read_ahead=not live,
+            read_ahead=not is_live(request),
             stop=self._stop_requested,
             on_minute=self._on_minute,
         )
-        self.runner.checkpoint(self.cursor)
 
-    # --- set-up ---------------------------------------------------------------------------------
-
-    def _previous_run(self) -> tuple[RunRecord | None, dict[str, int]]:
-        """The account to continue: a stopped deployment of these symbols, else that of the
-        earlier phase the request names (when its symbols are among these); and the symbols it
-        carries, each with the phase that deployed it."""
-        with self.store.connect() as conn:
-            run = find_run(conn, RUN_KIND, {"symbols": self.symbols})
-            carried = self.symbols
-            earlier = list(self.request.continues)
-            if (run is None or run.status != RUNNING) and earlier:
-                run = None
-                if earlier != self.symbols and set(earlier) <= set(self.symbols):
-                    run, carried = find_run(conn, RUN_KIND, {"symbols": earlier}), earlier
-            if run is None or run.status != RUNNING:
-                return None, {}
-            phase = deployment_store.phase_of_run(conn, run.id) or self.request.phase
-        return run, dict.fromkeys(carried, phase)
-
-    def _plan(self, now_ms: int) -> FeedPlan:
-        """The feed's window. A simulated phase 1 plays [now - duration, now) of the seed's
-        history, also where the store holds it already (the same candles): "the last 6 hours"
-        are then real rows. A phase 3 starts now. A continued account never sees a candle
-        twice: the feed starts after what its deployment handled."""
-        request, cfg = self.request, self.cfg
-        duration = request.duration_ms
-        last = self.previous.cursor_ms if self.previous is not None else None
-        # In real time the simulated exchange is live: it continues the stored history up to now
-        # and runs on the wall clock from there (see feed_factory), whichever the phase.
-        replayed_sim = request.feed == "simulated" and request.speed != 1
-        start = None
-        if request.from_now and replayed_sim:
-            start = max(now_ms, last or 0)  # its minute's candle is the first
-        elif request.from_now and request.feed == "replay" and last is not None:
-            start = last
-        elif replayed_sim and duration is not None and last is not None:
-            # continue after what the stopped deployment handled, never replay it twice
-            duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
-        end = None
-        if start is not None and duration is not None and replayed_sim:
-            end = start - start % MINUTE_MS + duration
-        return plan_feed(
-            request.feed,
-            cfg,
-            self.symbols,
-            engine=None if replayed_sim else self.store,
-            now_ms=now_ms,
-            duration_ms=duration,
-            speed=request.speed,
-            files=request.files,
-            start_ms=start,
-            end_ms=end,
+    @classmethod
+    def prepare(
+        cls,
+        app: Application,
+        request: DeploymentRequest,
+        *,
+        now_ms: int,
+        stop: Callable[[], bool] | None = None,
+        on_minute: MinuteHook | None = None,
+    ) -> Deployment:
+        """Find the account to continue, plan the feed, start the run (its rows and a first
+        checkpoint): a deployment ready to ``run``."""
+        store = app.store
+        account = find_account(store, request)
+        report_unfinished(store, account.previous.id if account.previous is not None else None)
+        plan = plan_window(app, request, account.previous, now_ms)
+        source = candle_source(plan, request)
+        if source is not None:  # never append another price history to a symbol
+            with store.begin() as conn:
+                for symbol in request.symbols:
+                    check_source(conn, symbol, source)
+        retrainer = new_retrainer(app, request)
+        started = start_run(app, request, account, plan, retrainer)
+        deployment = cls(
+            app, request, account, plan, started, retrainer, stop=stop, on_minute=on_minute
         )
-
-    def _engine(self) -> tuple[TradingEngine, int, dict, int]:
-        """A new engine at the feed's start, or the state a stopped deployment of the same
-        symbols (or phase 1, for phase 3) left, open positions kept, continued from its last
-        checkpoint."""
-        cfg, store = self.cfg, self.store
-        predictor = build_predictor(cfg, self.registry, cfg.paths.models_dir, self.symbols)
-        broker = PaperBroker(
-            cfg.paper, cfg.risk, "live-spot" if cfg.live_trading.mode == "live" else "paper"
-        )
-        previous = self.previous
-        start = self.plan.start_ms
-        with store.begin() as conn:
-            run_id = create_run(conn, RUN_KIND, {"symbols": self.symbols})
-        engine = TradingEngine(
-            cfg, store, self.registry, predictor, broker, run_id=run_id, retrainer=self.retrainer
-        )
-        if previous is not None and previous.snapshot:
-            snapshot = self._carry_on(engine, previous.snapshot, start)
-            with store.begin() as conn:  # the old run is continued by the new one
-                save_checkpoint(
-                    conn, previous.id, previous.cursor_ms or start, previous.snapshot, FINISHED
-                )
-            log.info("Continuing the state of deployment run %d (open positions kept)", previous.id)
-        else:
-            warm_up(predictor, store, self.symbols, start)
-            snapshot = {"aggregators": primed_aggregators(store, self.symbols, start)}
-        with store.connect() as conn:  # other accounts' positions may be stored: ids are keys
-            engine.broker.book.continue_ids_after(trade_store.last_position_id(conn))
-        return engine, run_id, snapshot, start
-
-    def _carry_on(self, engine: TradingEngine, saved: bytes, start: int) -> dict:
-        """Restore the carried account into ``engine``; symbols joining it (phase 3's beside
-        phase 1's) keep the models just built and start as a new deployment does."""
-        snapshot = load_snapshot(saved)
-        predictor = engine.predictor
-        added = [s for s in self.symbols if s not in self.carried]
-        names = self.cfg.timeframes.names
-        fresh = {(s, tf): predictor.model_slot(s, tf) for s in added for tf in names}
-        engine.restore(snapshot["engine"])
-        for (symbol, tf), slot in fresh.items():
-            predictor.set_model(symbol, tf, slot)
-        if added:
-            warm_up(predictor, self.store, added, start)
-            snapshot["aggregators"].update(primed_aggregators(self.store, added, start))
-        return snapshot
+        deployment.runner.checkpoint(started.cursor)
+        return deployment
 
     # --- running --------------------------------------------------------------------------------
 
@@ -330,7 +267,146 @@ class Deployment:
             self.rollback(now, OPERATOR_ROLLBACK)
         if self.rolled_back is not None:
             return  # flattened this minute: the run stops here, nothing more to check or alert
-        if self.request.speed is not None or self.request.feed == "binance":
-            self.engine.take_manual_requests(now, self.symbols)
+        if is_live(self.request):
+            manual_retrains(self.engine, self.symbols, now)
         if self.on_minute_hook is not None:
             self.on_minute_hook(self, now)
+
+
+# --- set-up -------------------------------------------------------------------------------------
+
+
+def is_live(request: DeploymentRequest) -> bool:
+    """Paced or live: minute by minute, retrains in a worker process, operator requests."""
+    return request.speed is not None or request.feed == "binance"
+
+
+def feed_source(plan: FeedPlan, request: DeploymentRequest) -> str:
+    return getattr(plan.feed, "source", request.feed)
+
+
+def candle_source(plan: FeedPlan, request: DeploymentRequest) -> str | None:
+    """The label the feed's candles are stored with; None for a replay of the store (they are
+    stored already)."""
+    source = feed_source(plan, request)
+    return None if source == "replay" and not request.files else source
+
+
+def find_account(store: Engine, request: DeploymentRequest) -> Account:
+    """The account to continue: a stopped deployment of these symbols, else that of the
+    earlier phase the request names (when its symbols are among these)."""
+    symbols = list(request.symbols)
+    with store.connect() as conn:
+        run = find_run(conn, RUN_KIND, {"symbols": symbols})
+        carried = symbols
+        earlier = list(request.continues)
+        if (run is None or run.status != RUNNING) and earlier:
+            run = None
+            if earlier != symbols and set(earlier) <= set(symbols):
+                run, carried = find_run(conn, RUN_KIND, {"symbols": earlier}), earlier
+        if run is None or run.status != RUNNING:
+            return Account(None, {})
+        phase = deployment_store.phase_of_run(conn, run.id) or request.phase
+    return Account(run, dict.fromkeys(carried, phase))
+
+
+def plan_window(
+    app: Application, request: DeploymentRequest, previous: RunRecord | None, now_ms: int
+) -> FeedPlan:
+    """The feed's window. A simulated phase 1 plays [now - duration, now) of the seed's
+    history, also where the store holds it already (the same candles): "the last 6 hours"
+    are then real rows. A phase 3 starts now. A continued account never sees a candle
+    twice: the feed starts after what its deployment handled."""
+    duration = request.duration_ms
+    last = previous.cursor_ms if previous is not None else None
+    # In real time the simulated exchange is live: it continues the stored history up to now
+    # and runs on the wall clock from there (see feed_factory), whichever the phase.
+    replayed_sim = request.feed == "simulated" and request.speed != 1
+    start = None
+    if request.from_now and replayed_sim:
+        start = max(now_ms, last or 0)  # its minute's candle is the first
+    elif request.from_now and request.feed == "replay" and last is not None:
+        start = last
+    elif replayed_sim and duration is not None and last is not None:
+        # continue after what the stopped deployment handled, never replay it twice
+        duration = max(0, min(duration, now_ms - now_ms % MINUTE_MS - last))
+    end = None
+    if start is not None and duration is not None and replayed_sim:
+        end = start - start % MINUTE_MS + duration
+    return app.plan_feed(
+        request.feed,
+        request.symbols,
+        from_store=not replayed_sim,
+        now_ms=now_ms,
+        duration_ms=duration,
+        speed=request.speed,
+        files=request.files,
+        start_ms=start,
+        end_ms=end,
+    )
+
+
+def new_retrainer(app: Application, request: DeploymentRequest) -> Retrainer:
+    """A paced or live run retrains in a worker process (the event loop never waits for
+    one); a replay inline, deterministic."""
+    kind = ProcessRetrainer if is_live(request) else InlineRetrainer
+    return kind(app.store, app.registry, app.config)
+
+
+def start_run(
+    app: Application,
+    request: DeploymentRequest,
+    account: Account,
+    plan: FeedPlan,
+    retrainer: Retrainer,
+) -> StartedRun:
+    """A new engine at the feed's start, or the state a stopped deployment of the same
+    symbols (or phase 1, for phase 3) left, open positions kept, continued from its last
+    checkpoint; its run and deployment rows."""
+    cfg, store, symbols = app.config, app.store, list(request.symbols)
+    predictor = build_predictor(cfg, app.registry, cfg.paths.models_dir, symbols)
+    broker = app.new_broker("live-spot" if cfg.live_trading.mode == "live" else "paper")
+    previous = account.previous
+    start = plan.start_ms
+    with store.begin() as conn:
+        run_id = create_run(conn, RUN_KIND, {"symbols": symbols})
+    engine = new_engine(
+        cfg, store, app.registry, predictor, broker, run_id=run_id, retrainer=retrainer
+    )
+    if previous is not None and previous.snapshot:
+        snapshot = carry_on(app, engine, account, symbols, start)
+        with store.begin() as conn:  # the old run is continued by the new one
+            save_checkpoint(
+                conn, previous.id, previous.cursor_ms or start, previous.snapshot, FINISHED
+            )
+        log.info("Continuing the state of deployment run %d (open positions kept)", previous.id)
+    else:
+        warm_up(predictor, store, symbols, start)
+        snapshot = {"aggregators": primed_aggregators(store, symbols, start)}
+    with store.connect() as conn:  # other accounts' positions may be stored: ids are keys
+        engine.broker.book.continue_ids_after(trade_store.last_position_id(conn))
+    with store.begin() as conn:
+        deployment_id = deployment_store.create_deployment(
+            conn, request.phase, symbols, run_id, request.validation_override
+        )
+    return StartedRun(engine, run_id, deployment_id, snapshot, start)
+
+
+def carry_on(
+    app: Application, engine: TradingEngine, account: Account, symbols: Sequence[str], start: int
+) -> dict[str, Any]:
+    """Restore the carried account into ``engine``; symbols joining it (phase 3's beside
+    phase 1's) keep the models just built and start as a new deployment does."""
+    assert account.previous is not None and account.previous.snapshot is not None
+    snapshot = load_snapshot(account.previous.snapshot)
+    predictor = engine.predictor
+    added = [s for s in symbols if s not in account.carried]
+    names = app.config.timeframes.names
+    fresh = {(s, tf): predictor.model_slot(s, tf) for s in added for tf in names}
+    engine.restore(snapshot["engine"])
+    for (symbol, tf), slot in fresh.items():
+        predictor.set_model(symbol, tf, slot)
+    if added:
+        warm_up(predictor, app.store, added, start)
+        snapshot["aggregators"].update(primed_aggregators(app.store, added, start))
+    return snapshot

@@ -3,10 +3,11 @@ deployment share.
 
 Each 1m candle is aggregated into the higher candles that close with it and handed to the
 engine; when the next minute starts, the engine ends the previous one (drawdown, equity,
-retrains), the ``on_minute`` hook runs (health checks, operator requests) and, when due, a
-checkpoint writes the engine's outbox with a snapshot of all state in one transaction
-(``engine_runs``). A stop request (Ctrl+C, SIGTERM, a rollback) is honoured at a minute
-boundary, after a checkpoint, so nothing is ever half-written.
+retrains: the runner checkpoints at each of the engine's retrain steps), the ``on_minute`` hook
+runs (health checks, operator requests such as ``manual_retrains``) and, when due, a checkpoint
+writes the engine's outbox with a snapshot of all state in one transaction (``engine_runs``).
+A stop request (Ctrl+C, SIGTERM, a rollback) is honoured at a minute boundary, after a
+checkpoint, so nothing is ever half-written.
 
 Replays read ``read_ahead`` minutes ahead so that the predictor computes each model's coming
 closes in one vectorised call; a paced or live feed is never read ahead (it would wait for the
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -91,7 +92,6 @@ class EngineRunner:
         self.on_minute = on_minute
         self.writer = writer
         self._saved = (time.monotonic(), 0)
-        engine.set_checkpoint(self.checkpoint)
         self.block: BlockReplay | None = None
         """The block path, when asked for and possible (``path`` says which one runs)."""
         self.path = "event"
@@ -140,7 +140,7 @@ class EngineRunner:
     ) -> int | None:
         """Handle every candle; returns the close time of the last minute handled (ended)."""
         self._saved = (time.monotonic(), cursor)
-        self.engine.run_retrains(cursor)  # a checkpoint taken just before a retrain: do it now
+        self.retrain(cursor)  # a checkpoint taken just before a retrain: do it now
         current: int | None = None  # close time of the minute being handled
         ended = False  # whether that minute has been ended already
         seen = 0  # candles of that minute handled
@@ -167,7 +167,7 @@ class EngineRunner:
                     ended = True
                     self._end_minute(current)
         if current is not None and not ended:
-            self.engine.end_minute(current)
+            self._settle(current)
             if self.on_minute:
                 self.on_minute(current)
         return current
@@ -219,8 +219,18 @@ class EngineRunner:
             _prime(self.engine.predictor, block, self.aggregators)
             yield block
 
+    def retrain(self, now: int) -> None:
+        """The engine's queued and finished retrains, checkpointed at each of its steps."""
+        for _ in self.engine.retrain_steps(now):
+            self.checkpoint(now)
+
+    def _settle(self, now: int) -> None:
+        """``TradingEngine.end_minute``, with this runner's checkpoints."""
+        self.engine.settle_minute(now)
+        self.retrain(now)  # manual requests run even with automatic retraining off
+
     def _end_minute(self, now: int) -> None:
-        self.engine.end_minute(now)
+        self._settle(now)
         if self.on_minute:
             self.on_minute(now)
         self._checkpoint_or_stop(now)
@@ -237,6 +247,14 @@ class EngineRunner:
             self.checkpoint(now)
         if stopping:
             raise Interrupted(now)
+
+
+def manual_retrains(engine: TradingEngine, symbols: Sequence[str], now: int) -> int:
+    """A live driver's minute-hook step: queue the ``candlewise retrain`` requests waiting for
+    ``symbols``, taken through the engine's persistence port (they run at the next minute end);
+    returns how many."""
+    requests = engine.persistence.take_retrain_requests(symbols, engine.run_id)
+    return engine.queue_manual_retrains(now, requests)
 
 
 def _prime(

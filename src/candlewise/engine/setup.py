@@ -6,22 +6,50 @@ from exactly the same state for the same store and moment."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Engine
 
 from candlewise.config.app_config import AppConfig
 from candlewise.core.candle import Candle
 from candlewise.core.timeframes import HIGHER_TIMEFRAMES
+from candlewise.engine.trading_engine import TradingEngine
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.market.aggregation import TimeframeAggregator
 from candlewise.signals.calibration_file import load_calibration
 from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store import candle_store
+from candlewise.store.engine_store import StoreEnginePersistence
 from candlewise.store.model_registry import ModelRegistry
 from candlewise.system.logging_setup import get_logger
+from candlewise.trading.paper_broker import PaperBroker
+from candlewise.training.retrain_worker import InlineRetrainer, Retrainer
 
 DAY_MS = 86_400_000
 log = get_logger("engine")
+
+
+def new_engine(
+    cfg: AppConfig,
+    store: Engine,
+    registry: ModelRegistry,
+    predictor: LivePredictor,
+    broker: PaperBroker,
+    *,
+    retrainer: Retrainer | None = None,
+    **options: Any,
+) -> TradingEngine:
+    """An engine on ``store``'s adapters: its persistence port and, unless given, the inline
+    retrainer (``options``: ``TradingEngine``'s keyword arguments)."""
+    return TradingEngine(
+        cfg,
+        StoreEnginePersistence(store),
+        registry,
+        predictor,
+        broker,
+        retrainer=retrainer if retrainer is not None else InlineRetrainer(store, registry, cfg),
+        **options,
+    )
 
 
 def build_predictor(

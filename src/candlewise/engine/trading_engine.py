@@ -16,11 +16,13 @@ Once every symbol's candle of a minute is in, ``end_minute``:
      limit; at the limit everything is flattened and trading stops) and samples the equity;
   5. runs the queued retrains (inline: deterministic, as replay needs) and swaps a better model in.
 
-Durability: events go to an :class:`Outbox`, written by ``checkpoint`` in one transaction with a
-snapshot of every piece of state (``state``), so after a crash the run resumes from the last
-checkpoint and recomputes what came after it: nothing lost, nothing written twice. The driver
-checkpoints on its own schedule; the engine checkpoints before and after every retrain (a retrain
-reads the stored candles and registers a model, both must match the snapshot).
+Durability: events go to an :class:`Outbox`, written by the driver's checkpoint in one
+transaction with a snapshot of every piece of state (``state``), so after a crash the run resumes
+from the last checkpoint and recomputes what came after it: nothing lost, nothing written twice.
+The engine never opens a transaction: the driver checkpoints on its own schedule and at each step
+of ``retrain_steps`` (before and after every retrain: a retrain reads the stored candles and
+registers a model, both must match the snapshot); an engine driven without checkpoints saves its
+outbox there through its persistence port (``engine.persistence``).
 The engine never reads the wall clock for decisions: times come from the candles. Wall time is
 only measured for retrain durations, which are reported, never acted on.
 """
@@ -28,17 +30,16 @@ only measured for retrain durations, which are reported, never acted on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy import Engine
 
 from candlewise.alerts.model import Alert
 from candlewise.config.app_config import AppConfig
 from candlewise.core.candle import Candle
 from candlewise.core.timeframes import MINUTE_MS
+from candlewise.engine.persistence import EnginePersistence
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.learning.drift import DriftMonitor
 from candlewise.learning.modes import Mode, ModeMachine, format_trading_signal, format_transition
@@ -61,11 +62,10 @@ from candlewise.signals.live import LivePredictor, ModelSlot
 from candlewise.store.learning_store import RetrainAttempt
 from candlewise.store.model_registry import ModelRegistry
 from candlewise.store.outbox import Outbox
-from candlewise.store.retrain_requests import take_requests
 from candlewise.system.logging_setup import get_logger
 from candlewise.trading.paper_broker import PaperBroker
 from candlewise.trading.positions import ClosedTrade, closed_line
-from candlewise.training.retrain_worker import InlineRetrainer, Retrainer, RetrainOutcome
+from candlewise.training.retrain_worker import Retrainer, RetrainOutcome
 
 log = get_logger("engine")
 
@@ -104,27 +104,24 @@ def _default(f: Any) -> Any:
     return f.default_factory() if f.default is MISSING else f.default
 
 
-Checkpoint = Callable[[int], None]
-
-
 class TradingEngine:
     def __init__(
         self,
         cfg: AppConfig,
-        store: Engine,
+        persistence: EnginePersistence,
         registry: ModelRegistry,
         predictor: LivePredictor,
         broker: PaperBroker,
         *,
+        retrainer: Retrainer,
         retraining: bool = True,
         outbox: Outbox | None = None,
-        checkpoint: Checkpoint | None = None,
         run_id: int | None = None,
-        retrainer: Retrainer | None = None,
         alert: Callable[[Alert], None] | None = None,
     ) -> None:
+        """Built by ``engine.setup.new_engine`` (the store's adapters) or, in tests, with fakes."""
         self.cfg = cfg
-        self.store = store
+        self.persistence = persistence
         self.registry = registry
         self.predictor = predictor
         self.broker = broker
@@ -142,9 +139,8 @@ class TradingEngine:
         self.stats = EngineStats()
         self.outbox = outbox if outbox is not None else Outbox()
         self.run_id = run_id
-        self._checkpoint = checkpoint if checkpoint is not None else self.flush
         self._flavour = "live" if cfg.live_trading.mode == "live" else "paper"
-        self.retrainer: Retrainer = retrainer or InlineRetrainer(store, registry, cfg)
+        self.retrainer = retrainer
         self.alert = alert
         self._cost = round_trip_cost(cfg.paper.fee_rate, cfg.paper.slippage)
         """Where alerts go (a deployment's dispatcher); the log always gets them."""
@@ -170,14 +166,19 @@ class TradingEngine:
             minutes[minute.symbol] = minutes.get(minute.symbol, 0) + 1
 
     def end_minute(self, now: int) -> None:
-        """Every symbol's candle of the minute closing at ``now`` has been handled."""
+        """Every symbol's candle of the minute closing at ``now`` has been handled (a driver
+        with checkpoints calls ``settle_minute`` and steps through ``retrain_steps`` itself)."""
+        self.settle_minute(now)
+        self.run_retrains(now)  # manual requests run even with automatic retraining off
+
+    def settle_minute(self, now: int) -> None:
+        """The minute's account rules: drawdown guard, daily loss, equity sample."""
         self._check_drawdown(now)
         self.check_daily_loss(now)
         if now % (EQUITY_SAMPLE_MINUTES * MINUTE_MS) == 0:
             self.outbox.equity(
                 self.run_id, now, self.broker.equity(), self.drawdown.drawdown_percent
             )
-        self.run_retrains(now)  # manual requests run even with automatic retraining off
 
     def _handle(self, minute: Candle, closed: Sequence[Candle]) -> None:
         symbol, now = minute.symbol, minute.close_time
@@ -323,23 +324,29 @@ class TradingEngine:
     # --- retraining ----------------------------------------------------------------------------
 
     def run_retrains(self, now: int) -> None:
-        """Start the queued retrains and apply the finished ones.
+        """``retrain_steps``, the outbox saved through the port at each step."""
+        for _ in self.retrain_steps(now):
+            self.persistence.save(self.outbox)
+
+    def retrain_steps(self, now: int) -> Iterator[None]:
+        """Start the queued retrains and apply the finished ones, pausing (yielding) wherever
+        the run must be durable: the driver checkpoints at each pause.
 
         Inline (replay): each runs now, between two checkpoints (see the module doc). In a
         worker process (live): they start now and are applied at a later minute, as they
         finish; the event loop never waits for one.
         """
-        self._apply(self.retrainer.poll(), now)
+        yield from self._apply(self.retrainer.poll(), now)
         while self.policy.pending():
-            self._checkpoint(now)  # the retrain reads stored candles; a crash redoes it
+            yield  # the retrain reads stored candles; a crash redoes it
             job = self.policy.next_job()
             assert job is not None
             log.info("%s", format_started(job))
             self.stats.retrains[job.reason] = self.stats.retrains.get(job.reason, 0) + 1
             self.retrainer.submit(job, now, self.predictor.model_slot(job.symbol, job.timeframe))
-            self._apply(self.retrainer.poll(), now)
+            yield from self._apply(self.retrainer.poll(), now)
 
-    def _apply(self, outcomes: list[RetrainOutcome], now: int) -> None:
+    def _apply(self, outcomes: list[RetrainOutcome], now: int) -> Iterator[None]:
         for outcome in outcomes:
             job, result = outcome.job, outcome.result
             self.policy.on_retrain_finished(job.symbol, job.timeframe, now, outcome.accepted)
@@ -382,13 +389,12 @@ class TradingEngine:
                     None if outcome.accepted else (result.reason if result else outcome.error),
                 )
             )
-            self._checkpoint(now)
+            yield
 
-    def take_manual_requests(self, now: int, symbols: Sequence[str]) -> int:
-        """Queue the ``candlewise retrain`` requests for ``symbols`` (a live driver calls this
-        at minute ends; replays do not, they are reproducible experiments)."""
-        with self.store.begin() as conn:
-            requests = take_requests(conn, symbols, self.run_id)
+    def queue_manual_retrains(self, now: int, requests: Sequence[tuple[str, str]]) -> int:
+        """Queue ``candlewise retrain`` requests (symbol, timeframe): a live driver's minute
+        hook takes them from the store (``engine.runner.manual_retrain_hook``); replays do not,
+        they are reproducible experiments."""
         for symbol, timeframe in requests:
             decision = self.policy.request_manual(symbol, timeframe, now)
             log.info("%s", format_triggered(decision))
@@ -396,14 +402,10 @@ class TradingEngine:
 
     # --- durability ----------------------------------------------------------------------------
 
-    def set_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """The driver's checkpoint (outbox + snapshot in one transaction) replaces ``flush``."""
-        self._checkpoint = checkpoint
-
-    def flush(self, _now: int | None = None) -> None:
-        """Write the outbox without a snapshot (callers that do not resume, e.g. tests)."""
-        with self.store.begin() as conn:
-            self.outbox.flush(conn)
+    def flush(self) -> None:
+        """Save the outbox through the port, without a snapshot (callers that do not resume,
+        e.g. tests)."""
+        self.persistence.save(self.outbox)
 
     def state(self) -> dict[str, Any]:
         """Everything in memory the run needs to continue exactly (pickled into a checkpoint)."""
