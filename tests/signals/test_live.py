@@ -144,4 +144,6 @@ def test_predict_closes_equals_on_close_for_any_blocks(setup) -> None:  # type: 
     p_up, version = nothing.predict_closes("BTC/USDT", "1m", CandleColumns.from_candles(candles))
     assert version is None and np.isnan(p_up).all()
     assert nothing.record_last("BTC/USDT", "1m", np.zeros(300, np.int64), p_up, None) is None
-    assert dict(blocks.weights) == {"1m": 1.0} and blocks.aggregator.weight("1m") == 1.0
+    assert dict(blocks.weights) == {"1m": 1.0}
+    latest = blocks.aggregator.latest("BTC/USDT", "1m")
+    assert latest is not None and latest == one_by_one.aggregator.latest("BTC/USDT", "1m")

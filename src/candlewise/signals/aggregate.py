@@ -99,10 +99,6 @@ class SignalAggregator:
         """The last prediction recorded for ``symbol``'s ``timeframe`` (fresh or not)."""
         return self._latest.get(symbol, {}).get(timeframe)
 
-    def weight(self, timeframe: str) -> float:
-        """The timeframe's weight in the mix; 0 (not configured) or less switches it off."""
-        return self._weights.get(timeframe, 0.0)
-
     def fresh(self, symbol: str, now_ms: int) -> list[TimeframePrediction]:
         """The latest predictions that count at ``now_ms``, in ``TIMEFRAMES`` order (the order
         ``raw_p_up`` sums them in; ``raw_p_up_columns`` applies the same rule to columns)."""
