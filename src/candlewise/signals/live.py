@@ -105,9 +105,8 @@ class LivePredictor:
         if primed is not None:
             p_up = primed
         else:
-            columns = np.array(
-                buffer, dtype=np.float64
-            ).T.copy()  # contiguous rows for the features
+            # .copy(): each column contiguous, as the feature code reads them
+            columns = np.array(buffer, dtype=np.float64).T.copy()
             p_up = float(slot.model.predict_proba(window_features(*columns))[0])
         prediction = TimeframePrediction(
             candle.symbol, candle.timeframe, candle.close_time, p_up, slot.version

@@ -5,8 +5,8 @@ of a replayed file is already a set of numpy columns, and building ~1,440 frozen
 per symbol, then aggregating them one ``add`` at a time, cost more than the engine's rules
 (~5.5 us of ~17 us a minute). Here the feed's columns are sliced into blocks with the same
 boundaries as the runner's read-ahead (``width`` candles, extended to whole minutes) and each
-symbol's block is aggregated into 5m..1d by ``block_aggregation`` with the aggregator's state,
-which is left where ``add`` would have left it.
+symbol's block is aggregated into 5m..1d by ``TimeframeAggregator.add_block`` (through
+``block_aggregation``), which leaves the aggregator where ``add`` would have left it.
 """
 
 from __future__ import annotations
