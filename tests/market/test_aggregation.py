@@ -19,6 +19,7 @@ from candlewise.market.aggregation import (
     aggregate_frame,
     ordered_events,
 )
+from candlewise.market.bars import Bars
 from tests.conftest import SHARED
 
 COLUMNS = ["timestamp", "open", "high", "low", "close", "volume"]
@@ -336,3 +337,39 @@ def test_buckets_cut_off_by_the_start_of_data_are_never_emitted() -> None:
     primed.prime([candle((start - DAY0) // MINUTE_MS - 600)])
     again = [c for m in minutes for c in primed.add(m) if c.timeframe == "5m"]
     assert again[0].open_time == DAY0 + (4 * 60 + 30) * MINUTE_MS
+
+
+# -- blocks of columns ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gaps", [0, 25])
+def test_add_block_closes_the_batch_candles(gaps: int) -> None:
+    """``add_block`` (the block replay's aggregation) closes, over a few blocks, the candles
+    ``aggregate_arrays`` builds from the whole history: the vectorised path for contiguous
+    minutes, ``add`` per minute after a gap."""
+    df = synthetic_1m(11, days=3, gaps=0)
+    df["timestamp"] = DAY0 + 7 * MINUTE_MS + np.arange(len(df), dtype=np.int64) * MINUTE_MS
+    if gaps:  # a 3-hour outage in the third block, single minutes in the fourth
+        df = df.drop(index=[*range(2_300, 2_480), 3_900, 3_950]).reset_index(drop=True)
+    minutes = Bars.of(*(df[c].to_numpy() for c in COLUMNS))
+    agg = TimeframeAggregator("BTC/USDT")
+    got: dict[str, list[Bars]] = {}
+    paths = set()
+    for start in range(0, len(minutes), 1000):
+        closed = agg.add_block(minutes.slice(start, start + 1000))
+        paths.add(closed.vectorised)
+        for tf, bars in closed.per_timeframe.items():
+            got.setdefault(tf, []).append(bars)
+    assert paths == ({True} if gaps == 0 else {True, False})
+    for tf in HIGHER_TIMEFRAMES:
+        want = aggregate_arrays(*minutes.columns(), tf)
+        ours = [
+            np.concatenate(c) for c in zip(*(b.columns() for b in got.get(tf, [])), strict=True)
+        ]
+        ours = ours or [np.zeros(0)] * 6
+        for name, a, b in zip(COLUMNS, ours, want.columns(), strict=True):
+            if name == "volume":  # cascaded sums: equal up to rounding
+                np.testing.assert_allclose(a, b, rtol=1e-12)
+            else:
+                assert np.array_equal(a, b), (tf, name)
+    assert agg.add_block(Bars.empty()).by_row == {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from candlewise.core.timeframes import TIMEFRAME_MS
 from candlewise.models.calibration import PlattCalibrator
 from candlewise.signals.aggregate import SignalAggregator, TimeframePrediction
 
@@ -69,3 +71,39 @@ def test_sell_signal_and_unknown_timeframes() -> None:
     assert signal.confidence == pytest.approx(0.7)
     with pytest.raises(ValueError, match="unknown timeframes"):
         SignalAggregator({"2h": 1.0})
+
+
+def test_raw_p_up_columns_equals_raw_p_up_at_every_instant() -> None:
+    """The column form used by the block replay gives the scalar mix's bits at every minute,
+    with the predictions from before the block, the new ones, NaN (none) and a weight of 0."""
+    rng = np.random.default_rng(3)
+    weights = {**W, "15m": 0.0}
+    minutes = T + 60_000 * np.arange(1, 600, dtype=np.int64)
+    before = SignalAggregator(weights)
+    before.update(pred("1h", 0.61, at=T))
+    before.update(pred("1d", 0.35, at=T - 4 * 3_600_000))
+    new = {}
+    for tf in ("1m", "5m", "15m", "4h"):
+        made = minutes[minutes % TIMEFRAME_MS[tf] == 0]
+        p_up = rng.uniform(0, 1, made.size)
+        p_up[rng.uniform(0, 1, made.size) < 0.3] = np.nan  # no prediction (no model, warm-up)
+        new[tf] = (made, p_up)
+    raw, used = before.raw_p_up_columns("BTC/USDT", minutes, new)
+
+    scalar = SignalAggregator(weights)
+    scalar.restore_latest(before.latest_state())
+    events = sorted((int(t), tf, float(p)) for tf, (made, ps) in new.items()
+                    for t, p in zip(made, ps, strict=True) if p == p)  # fmt: skip
+    i = 0
+    for k, now in enumerate(minutes.tolist()):
+        while i < len(events) and events[i][0] <= now:
+            scalar.update(pred(events[i][1], events[i][2], at=events[i][0]))
+            i += 1
+        expected = scalar.raw_p_up("BTC/USDT", now)
+        if expected is None:
+            assert used[k] == 0 and np.isnan(raw[k])
+        else:
+            assert raw[k] == expected[0] and used[k] == len(expected[1])  # same bits
+    assert (used >= 4).any() and (used <= 2).any()
+    nothing, none_used = before.raw_p_up_columns("ETH/USDT", minutes, {})
+    assert np.isnan(nothing).all() and (none_used == 0).all()

@@ -14,6 +14,7 @@ from candlewise.market.aggregation import TimeframeAggregator, aggregate_frame
 from candlewise.market.simulated import market_at
 from candlewise.models.calibration import PlattCalibrator
 from candlewise.models.trainer import TrainingConfig, train_model
+from candlewise.signals.block_predictor import CandleColumns
 from candlewise.signals.live import LivePredictor, ModelSlot
 
 DAY0 = 1_735_689_600_000
@@ -118,3 +119,31 @@ def test_restore_signals_with_the_calibrators_of_the_snapshot(setup) -> None:  #
         == refitted[("BTC/USDT", "1m")].apply_one(raw)
         != used[("BTC/USDT", "1m")].apply_one(raw)
     )
+
+
+def test_predict_closes_equals_on_close_for_any_blocks(setup) -> None:  # type: ignore[no-untyped-def]
+    """The block replay's calls give ``on_close``'s predictions to the bit, and leave the same
+    windows and the same latest prediction behind, however the closes are split."""
+    _, _, models = setup
+    candles = market_at(["BTC/USDT"], 3, DAY0).generate(300)["BTC/USDT"].candles()
+    one_by_one = LivePredictor({"1m": 1.0}, models)
+    expected = [one_by_one.on_close(c) for c in candles]
+    blocks = LivePredictor({"1m": 1.0}, models)
+    got: list[float] = []
+    for a, b in [(0, 7), (7, 45), (45, 46), (46, 300)]:
+        columns = CandleColumns.from_candles(candles[a:b])
+        p_up, version = blocks.predict_closes("BTC/USDT", "1m", columns)
+        open_ms = columns.timestamp.astype(np.int64)
+        last = blocks.record_last("BTC/USDT", "1m", open_ms, p_up.tolist(), version)
+        assert version == 1 and (last is None) == bool(np.isnan(p_up).all())
+        got.extend(p_up.tolist())
+    assert [p is None for p in expected] == np.isnan(got).tolist()
+    assert [p.p_up for p in expected if p is not None] == [p for p in got if p == p]
+    assert blocks.state() == one_by_one.state()
+    nothing = LivePredictor({"1m": 1.0}, {})
+    p_up, version = nothing.predict_closes("BTC/USDT", "1m", CandleColumns.from_candles(candles))
+    assert version is None and np.isnan(p_up).all()
+    assert nothing.record_last("BTC/USDT", "1m", np.zeros(300, np.int64), p_up, None) is None
+    assert dict(blocks.weights) == {"1m": 1.0}
+    latest = blocks.aggregator.latest("BTC/USDT", "1m")
+    assert latest is not None and latest == one_by_one.aggregator.latest("BTC/USDT", "1m")

@@ -33,7 +33,7 @@ Live/batch agreement: every feature is a function of the ``window`` candles alon
 elementwise operations and reductions over fixed-length windows (no cumulative sums, no EMAs), so
 ``latest_features`` on the last 31 candles equals ``compute_features``' last row up to summation
 order (~1e-16; bitwise equal on the data tested), whatever history precedes it. Both call
-``_block``.
+``feature_rows``.
 
 Rows are consecutive candles: a gap in the data is not detected here. Prices must be positive and
 volumes >= 0, as candle validation guarantees upstream; NaN inputs propagate to the rows whose
@@ -54,9 +54,9 @@ from candlewise.features.spec import FEATURE_SPEC
 _COLUMNS: Final = ("timestamp", "open", "high", "low", "close", "volume")
 _WINDOW: Final = FEATURE_SPEC.window
 _N_FEATURES: Final = len(FEATURE_SPEC.names)
-#: Batch rows per ``_block`` call: keeps the (rows x 31) temporaries (~1 MB) in cache (fastest of
-#: 2k..64k); the result does not depend on it: every row is computed from its own window.
-_CHUNK: Final = 4_096
+#: Batch rows per ``feature_rows`` call: keeps the (rows x 31) temporaries (~1 MB) in cache
+#: (fastest of 2k..64k); the result does not depend on it: every row uses only its own window.
+CHUNK: Final = 4_096
 _LAGS: Final = (1, 2, 3, 5, 10, 20)
 _DAY_MS: Final = 86_400_000.0
 _EPOCH_WEEKDAY: Final = 3.0  # 1970-01-01 was a Thursday (Monday = 0)
@@ -108,7 +108,7 @@ def _std(x: np.ndarray) -> np.ndarray:
     return np.sqrt((dev * dev).sum(axis=1) / k)
 
 
-def _block(
+def feature_rows(
     ts: np.ndarray,
     o: np.ndarray,
     h: np.ndarray,
@@ -120,16 +120,27 @@ def _block(
     """Features of the last ``m`` rows of the given contiguous float64 columns, shape (m, F).
 
     The columns must hold exactly ``m + window - 1`` candles. This is the only feature code:
-    batch calls it per chunk, live with ``m = 1``. Written for few numpy calls (each costs
-    ~0.5 us on the live path whatever ``m`` is), so some features share one operation.
+    batch calls it per ``CHUNK`` rows, live and the block predictor with any ``m``. Written for
+    few numpy calls (each costs ~0.5 us on the live path whatever ``m`` is), so some features
+    share one operation.
     """
     n = c.size
     if n != m + _WINDOW - 1:
         raise ValueError(f"{m} rows need {m + _WINDOW - 1} candles, got {n}")
     rows = slice(n - m, n)
     out = np.full((m, _N_FEATURES), np.nan)  # NaN, so a column left unwritten cannot pass tests
-    c_t = c[rows]
+    _returns(out, c, m)
+    _candle_shape(out, o, h, lo, c, rows, m)
+    _volume_z(out, v, m)
+    _oscillators(out, h, lo, c, rows, m)
+    _averages(out, c, rows, m)
+    _calendar(out, ts[rows])
+    out[:, _SENTIMENT] = 0.0
+    return out
 
+
+def _returns(out: np.ndarray, c: np.ndarray, m: int) -> None:
+    """``ret_k``, ``vol_10`` and ``vol_30``: from one window of log closes."""
     log_close = np.log(c)
     log_windows = _windows(log_close, _WINDOW, m)
     out[:, _RET] = log_windows[:, -1:] - log_windows[:, _LAG_COLUMNS]
@@ -137,13 +148,27 @@ def _block(
     out[:, _VOL_10] = _std(ret_windows[:, 20:])
     out[:, _VOL_30] = _std(ret_windows)
 
+
+def _candle_shape(
+    out: np.ndarray,
+    o: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    c: np.ndarray,
+    rows: slice,
+    m: int,
+) -> None:
+    """``range``, ``range_mean_10`` and ``body`` (clipped later with the other bounded ones)."""
     hl = h - lo
     rng = hl / c
     out[:, _RANGE] = rng[rows]
     out[:, _RANGE_MEAN_10] = _windows(rng, 10, m).sum(axis=1) / 10
     # A flat candle (h == l) has c == o: 0 / tiny = 0. Bad data (c outside [l, h]) is clipped.
-    out[:, _BODY] = (c_t - o[rows]) / np.maximum(hl[rows], _TINY)
+    out[:, _BODY] = (c[rows] - o[rows]) / np.maximum(hl[rows], _TINY)
 
+
+def _volume_z(out: np.ndarray, v: np.ndarray, m: int) -> None:
+    """``volume_z_30``: z-score of the floored log volume among the last 30 candles."""
     vol_windows = _windows(v, 30, m)
     floor = np.maximum(vol_windows.sum(axis=1) * (_VOLUME_FLOOR / 30), _TINY)
     log_volume = np.log(vol_windows + floor[:, None])
@@ -155,6 +180,13 @@ def _block(
         log_volume[:, -1] / np.maximum(spread, _MIN_LOG_VOLUME_STD) * (spread > _MIN_LOG_VOLUME_STD)
     )
 
+
+def _oscillators(
+    out: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, rows: slice, m: int
+) -> None:
+    """``rsi_14`` and ``stoch_k_14``, then every bounded feature clipped to [-1, 1] at once."""
+    n = c.size
+    c_t = c[rows]
     # |c_t - c_{t-14}| <= path, and path == 0 only if the price did not move (then 0 / tiny = 0).
     path = _windows(np.abs(c[1:] - c[:-1]), 14, m).sum(axis=1)
     out[:, _RSI_14] = (c_t - c[n - m - 14 : n - 14]) / np.maximum(path, _TINY)
@@ -165,14 +197,20 @@ def _block(
     bounded = out[:, _BOUNDED]
     np.minimum(np.maximum(bounded, -1.0, out=bounded), 1.0, out=bounded)
 
+
+def _averages(out: np.ndarray, c: np.ndarray, rows: slice, m: int) -> None:
+    """``close_sma_20`` and ``sma_10_30``: the three sums from one window of closes."""
     close_windows = _windows(c, 30, m)
     sum_10 = close_windows[:, 20:].sum(axis=1)
     sum_20 = close_windows[:, 10:].sum(axis=1)
     sum_30 = close_windows.sum(axis=1)
-    out[:, _CLOSE_SMA_20] = np.log(c_t * 20.0 / sum_20)
+    out[:, _CLOSE_SMA_20] = np.log(c[rows] * 20.0 / sum_20)
     out[:, _SMA_10_30] = np.log(sum_10 * 3.0 / sum_30)
 
-    t = ts[rows]  # exact integers below 2**53, so % and / below are exact too
+
+def _calendar(out: np.ndarray, t: np.ndarray) -> None:
+    """Time of day and day of week of the open times ``t`` (exact integers below 2**53, so
+    ``%`` and ``/`` are exact too)."""
     ms_of_day = t % _DAY_MS
     day_angle = ms_of_day * (2.0 * np.pi / _DAY_MS)
     out[:, _TOD_SIN] = np.sin(day_angle)
@@ -180,9 +218,6 @@ def _block(
     week_angle = ((t - ms_of_day) / _DAY_MS + _EPOCH_WEEKDAY) % 7.0 * (2.0 * np.pi / 7.0)
     out[:, _DOW_SIN] = np.sin(week_angle)
     out[:, _DOW_COS] = np.cos(week_angle)
-
-    out[:, _SENTIMENT] = 0.0
-    return out
 
 
 def _check_columns(frame: pd.DataFrame) -> None:
@@ -206,10 +241,10 @@ def compute_features(frame: pd.DataFrame, timeframe: str) -> np.ndarray:
     n = len(frame)
     out = np.full((n, _N_FEATURES), np.nan)
     cols = [np.ascontiguousarray(frame[name].to_numpy(dtype=np.float64)) for name in _COLUMNS]
-    for start in range(_WINDOW - 1, n, _CHUNK):
-        end = min(n, start + _CHUNK)
+    for start in range(_WINDOW - 1, n, CHUNK):
+        end = min(n, start + CHUNK)
         first = start - _WINDOW + 1
-        out[start:end] = _block(*(col[first:end] for col in cols), end - start)
+        out[start:end] = feature_rows(*(col[first:end] for col in cols), end - start)
     return out
 
 
@@ -233,7 +268,7 @@ def latest_features(frame_tail: pd.DataFrame, timeframe: str) -> np.ndarray:
         _check_columns(tail)
         values = tail[list(_COLUMNS)].to_numpy(dtype=np.float64)
     ts, o, h, lo, c, v = np.ascontiguousarray(values.T)
-    return _block(ts, o, h, lo, c, v, 1)[0]
+    return feature_rows(ts, o, h, lo, c, v, 1)[0]
 
 
 def window_features(
@@ -247,8 +282,8 @@ def window_features(
     """Features (F,) of the last of exactly ``window`` candles given as float64 columns.
 
     The live path without pandas (a DataFrame costs more to build than the features do): the
-    same ``_block`` code as ``compute_features``, so the result equals its last row.
+    same ``feature_rows`` code as ``compute_features``, so the result equals its last row.
     """
     if close.size != _WINDOW:
         raise ValueError(f"need exactly {_WINDOW} candles, got {close.size}")
-    return _block(timestamp, open_, high, low, close, volume, 1)[0]
+    return feature_rows(timestamp, open_, high, low, close, volume, 1)[0]

@@ -34,19 +34,21 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from candlewise.core.candle import Candle, CandleClosed
 from candlewise.core.timeframes import HIGHER_TIMEFRAMES, MINUTE_MS, TIMEFRAME_MS, timeframe_rank
+from candlewise.market.bars import Bars, BlockCloses, ClosedBar
 
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 # A bucket in progress: [start, end, open, high, low, close, volume]; a plain list because
 # attribute access on objects costs more than indexing in the per-candle hot path.
 _S, _E, _O, _H, _L, _C, _V = range(7)
+_NEVER = -(2**63)  # ``_last`` before the first minute
 
 
 def _check_timeframes(timeframes: Sequence[str]) -> tuple[str, ...]:
@@ -82,7 +84,7 @@ class TimeframeAggregator:
         self._lengths = tuple(TIMEFRAME_MS[tf] for tf in self._timeframes)
         self._n = len(self._timeframes)
         self._buckets: list[list[Any] | None] = [None] * self._n
-        self._last = -(2**63)  # open time of the last 1m candle added
+        self._last = _NEVER  # open time of the last 1m candle added
         self._first: int | None = None  # open time of the first: earlier buckets are cut off
 
     @property
@@ -96,7 +98,7 @@ class TimeframeAggregator:
     @property
     def last_open_time(self) -> int | None:
         """Open time of the last 1m candle added, None before the first."""
-        return None if self._last == -(2**63) else self._last
+        return None if self._last == _NEVER else self._last
 
     def add(self, candle: Candle) -> list[Candle]:
         """Add the next 1m candle; return the higher candles it closed, in event order.
@@ -144,6 +146,21 @@ class TimeframeAggregator:
         if t + MINUTE_MS == b[1]:
             self._complete(out)
         return out
+
+    def add_block(self, minutes: Bars) -> BlockCloses:
+        """``add`` for every 1m candle of ``minutes`` at once, with the same result to the last
+        bit: the same candles, closed with the same minute in the same order, the same cascaded
+        volume sums (each level summed left to right) and the same state left behind.
+
+        Minutes that follow the last one added without a gap (every simulated block, nearly
+        every replayed one) are aggregated level by level with numpy; a block with a gap goes
+        through ``add`` minute by minute, since partial buckets and their cut-offs are rare and
+        subtle.
+        """
+        if len(minutes) == 0:
+            return BlockCloses({}, {}, vectorised=False)
+        closes = self._add_contiguous(minutes)
+        return closes if closes is not None else self._add_each(minutes)
 
     def flush(self) -> list[Candle]:
         """End of data: returns ``[]``.
@@ -240,6 +257,148 @@ class TimeframeAggregator:
                 break
             self._close(i, b, out)
 
+    def _add_each(self, minutes: Bars) -> BlockCloses:
+        symbol, add = self._symbol, self.add
+        by_row: dict[int, list[ClosedBar]] = {}
+        per_tf: dict[str, list[ClosedBar]] = {}
+        rows = zip(*(column.tolist() for column in minutes.columns()), strict=True)
+        for row, (t, o, h, lo, c, v) in enumerate(rows):
+            closed = add(Candle(symbol, "1m", t, o, h, lo, c, v))
+            if closed:
+                bars = [
+                    (b.timeframe, b.open_time, b.open, b.high, b.low, b.close, b.volume)
+                    for b in closed
+                ]
+                by_row[row] = bars
+                for bar in bars:
+                    per_tf.setdefault(bar[0], []).append(bar)
+        higher = {tf: Bars.of(*list(zip(*bars, strict=True))[1:]) for tf, bars in per_tf.items()}
+        return BlockCloses(by_row, higher, vectorised=False)
+
+    def _add_contiguous(self, minutes: Bars) -> BlockCloses | None:
+        """The column path, or None when the minutes have a gap (nothing changed then)."""
+        t = minutes.open_ms
+        if (self._last != _NEVER and int(t[0]) != self._last + MINUTE_MS) or (
+            t.size > 1 and not bool(np.all(np.diff(t) == MINUTE_MS))
+        ):
+            return None
+        first = self._first if self._first is not None else int(t[0])
+        buckets = list(self._buckets)
+        kids, kid_length, volumes = minutes, MINUTE_MS, minutes.volume.tolist()
+        closed: list[tuple[int, Bars]] = []
+        for level in range(self._n):
+            if len(kids) == 0:
+                break
+            folded = self._fold(level, kids, kid_length, volumes, buckets)
+            if folded is None:
+                return None
+            kids, volumes = folded
+            kid_length = self._lengths[level]
+            closed.append((level, kids))
+        by_row, per_tf = self._emitted(closed, first, int(t[0]))
+        self._buckets = buckets
+        self._last = int(t[-1])
+        self._first = first
+        return BlockCloses(by_row, per_tf, vectorised=True)
+
+    def _fold(
+        self,
+        level: int,
+        kids: Bars,
+        kid_length: int,
+        volumes: list[float],
+        buckets: list[list[Any] | None],
+    ) -> tuple[Bars, list[float]] | None:
+        """Merge the closed candles ``kids`` of the level below (or the minutes) into level
+        ``level``: the buckets they close (and their volumes), the open one left in
+        ``buckets``; None when a bucket but the last is incomplete (not on contiguous
+        minutes; be safe)."""
+        length = self._lengths[level]
+        starts, heads, tails = _bucket_groups(kids.open_ms, length)
+        g_open, g_high, g_low, g_close = _group_ohlc(kids, heads, tails)
+        b = buckets[level]
+        g_volume = _sums(volumes, heads.tolist(), len(kids), None if b is None else b[_V])
+        if b is not None:  # the bucket in progress continues with the first group
+            if b[_S] != int(starts[0]):
+                return None
+            g_open[0] = b[_O]
+            g_high[0] = max(b[_H], float(g_high[0]))
+            g_low[0] = min(b[_L], float(g_low[0]))
+        complete = kids.open_ms[tails] + kid_length == starts + length
+        if not complete[:-1].all():
+            return None
+        done = complete.size if complete[-1] else complete.size - 1
+        buckets[level] = None
+        if not complete[-1]:
+            start = int(starts[-1])
+            buckets[level] = [
+                start, start + length, float(g_open[-1]), float(g_high[-1]),
+                float(g_low[-1]), float(g_close[-1]), g_volume[-1],
+            ]  # fmt: skip
+        volumes = g_volume[:done]
+        done_bars = Bars(
+            starts[:done], g_open[:done], g_high[:done], g_low[:done], g_close[:done],
+            np.asarray(volumes, dtype=np.float64),
+        )  # fmt: skip
+        return done_bars, volumes
+
+    def _emitted(
+        self, closed: list[tuple[int, Bars]], first: int, t0: int
+    ) -> tuple[dict[int, list[ClosedBar]], dict[str, Bars]]:
+        """The closed buckets not cut off by the start of data (``_close``'s rule), per
+        timeframe and per row of the minute ``t0 + row`` that ends them, lower levels first."""
+        by_row: dict[int, list[ClosedBar]] = {}
+        per_tf: dict[str, Bars] = {}
+        for level, bars in closed:
+            kept = bars.take(bars.open_ms >= first)
+            if len(kept) == 0:
+                continue
+            tf = self._timeframes[level]
+            per_tf[tf] = kept
+            rows = (kept.open_ms + self._lengths[level] - MINUTE_MS - t0) // MINUTE_MS
+            values = zip(*(column.tolist() for column in kept.columns()), strict=True)
+            for row, bar in zip(rows.tolist(), values, strict=True):
+                item = (tf, *bar)
+                found = by_row.get(row)
+                if found is None:
+                    by_row[row] = [item]
+                else:
+                    found.append(item)
+        return by_row, per_tf
+
+
+def _bucket_groups(open_ms: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ascending open times grouped into their UTC-aligned buckets of ``length`` ms: each
+    group's bucket start, first row and last row."""
+    bucket = open_ms - open_ms % length
+    heads = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
+    tails = np.append(heads[1:], open_ms.size) - 1
+    return bucket[heads], heads, tails
+
+
+def _group_ohlc(
+    bars: Bars, heads: np.ndarray, tails: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A bucket's open, high, low, close from its rows: first open, max, min, last close."""
+    return (
+        bars.open[heads],
+        np.maximum.reduceat(bars.high, heads),
+        np.minimum.reduceat(bars.low, heads),
+        bars.close[tails],
+    )
+
+
+def _sums(values: list[float], heads: list[int], n: int, carry: float | None) -> list[float]:
+    """Each group's sum, left to right as ``add`` sums (not numpy's pairwise sum); the first
+    group continues ``carry``, the volume of a bucket in progress, if any."""
+    out = []
+    for a, b in zip(heads, [*heads[1:], n], strict=True):
+        total = values[a] if carry is None or out else carry + values[a]
+        for i in range(a + 1, b):
+            total += values[i]
+        out.append(total)
+    return out
+
 
 def ordered_events(
     symbol_streams: Mapping[str, Iterable[Candle]],
@@ -276,17 +435,6 @@ def ordered_events(
             yield CandleClosed(higher)
 
 
-class Bars(NamedTuple):
-    """Columnar OHLCV: ``timestamp`` is the bucket open time in ms (int64)."""
-
-    timestamp: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-
 def aggregate_arrays(
     timestamp: np.ndarray,
     open_: np.ndarray,
@@ -307,36 +455,22 @@ def aggregate_arrays(
     minutes are an outage, as in the incremental path after ``prime``).
     """
     length = TIMEFRAME_MS[_check_timeframes([timeframe])[0]]
-    ts = np.asarray(timestamp, dtype=np.int64)
+    minutes = Bars.of(timestamp, open_, high, low, close, volume)
+    ts = minutes.open_ms
     if ts.size == 0:
-        empty = np.empty(0)
-        return Bars(np.empty(0, dtype=np.int64), empty, empty, empty, empty, empty)
+        return Bars.empty()
     if np.any(ts[1:] <= ts[:-1]):
         raise ValueError("1m timestamps must be strictly increasing")
     if np.any(ts % MINUTE_MS):
         raise ValueError("1m timestamps must be minute-aligned")
-    bucket = ts - ts % length
-    starts = np.flatnonzero(np.concatenate(([True], bucket[1:] != bucket[:-1])))
-    last_rows = np.append(starts[1:], ts.size) - 1
+    starts, heads, tails = _bucket_groups(ts, length)
     # Keep the last bucket only when its last minute is present; otherwise it is not closed yet.
-    keep = starts.size if ts[-1] + MINUTE_MS == bucket[-1] + length else starts.size - 1
-    skip = 0 if history_before or ts[0] == bucket[0] else 1
+    keep = heads.size if ts[-1] + MINUTE_MS == starts[-1] + length else heads.size - 1
+    skip = 0 if history_before or ts[0] == starts[0] else 1
     keep = max(keep, skip)
-
-    def per_bucket(values: np.ndarray, ufunc: np.ufunc | None, rows: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, dtype=np.float64)
-        # reduceat over *all* starts so the last kept bucket stops where the dropped one begins
-        picked = values[rows] if ufunc is None else ufunc.reduceat(values, starts)
-        return picked[skip:keep]
-
-    return Bars(
-        bucket[starts][skip:keep],
-        per_bucket(open_, None, starts),
-        per_bucket(high, np.maximum, starts),
-        per_bucket(low, np.minimum, starts),
-        per_bucket(close, None, last_rows),
-        per_bucket(volume, np.add, starts),
-    )
+    # reduceat over *all* groups so the last kept bucket stops where the dropped one begins
+    ohlc = _group_ohlc(minutes, heads, tails)
+    return Bars(starts, *ohlc, np.add.reduceat(minutes.volume, heads)).slice(skip, keep)
 
 
 def aggregate_frame(
@@ -351,4 +485,4 @@ def aggregate_frame(
     bars = aggregate_arrays(
         *(df_1m[c].to_numpy() for c in _COLUMNS), timeframe, history_before=history_before
     )
-    return pd.DataFrame(dict(zip(_COLUMNS, bars, strict=True)))
+    return pd.DataFrame(dict(zip(_COLUMNS, bars.columns(), strict=True)))

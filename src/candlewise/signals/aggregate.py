@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from candlewise.core.timeframes import TIMEFRAME_MS, TIMEFRAMES
 from candlewise.models.calibration import PlattCalibrator
 
@@ -93,7 +95,13 @@ class SignalAggregator:
         """Use exactly these calibrators (a resumed run's, whatever the file says now)."""
         self._calibrators = dict(calibrators)
 
+    def latest(self, symbol: str, timeframe: str) -> TimeframePrediction | None:
+        """The last prediction recorded for ``symbol``'s ``timeframe`` (fresh or not)."""
+        return self._latest.get(symbol, {}).get(timeframe)
+
     def fresh(self, symbol: str, now_ms: int) -> list[TimeframePrediction]:
+        """The latest predictions that count at ``now_ms``, in ``TIMEFRAMES`` order (the order
+        ``raw_p_up`` sums them in; ``raw_p_up_columns`` applies the same rule to columns)."""
         latest = self._latest.get(symbol, {})
         return [
             p
@@ -111,6 +119,59 @@ class SignalAggregator:
             return None
         p = sum(self._weights[q.timeframe] * q.p_up for q in fresh) / total
         return p, tuple(q.timeframe for q in fresh)
+
+    def raw_p_up_columns(
+        self,
+        symbol: str,
+        times: np.ndarray,
+        new: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``raw_p_up`` at each of the sorted instants ``times`` at once, and how many
+        timeframes took part (0 where ``raw_p_up`` gives None; the P(up) is NaN there).
+
+        ``new[tf]`` holds the predictions made since the latest recorded ones: their made-at
+        times (ascending) and P(up), NaN for "no prediction". Call it before recording them
+        (``update``). The same bits as ``raw_p_up``: the weighted terms are summed in
+        ``TIMEFRAMES`` order, and adding ``0.0`` for a stale timeframe changes no bit.
+        """
+        num = np.zeros(len(times))
+        total = np.zeros(len(times))
+        used = np.zeros(len(times), dtype=np.int64)
+        for tf in TIMEFRAMES:
+            w = self._weights.get(tf, 0.0)
+            if w <= 0:
+                continue
+            made_at, p_up = self._timeline(symbol, tf, new.get(tf))
+            if made_at.size == 0:
+                continue
+            idx = np.searchsorted(made_at, times, side="right") - 1  # the latest one made
+            known = idx >= 0
+            safe = np.where(known, idx, 0)
+            valid_until = made_at[safe] + TIMEFRAME_MS[tf]
+            fresh = known & (made_at[safe] <= times) & (times < valid_until)
+            num = num + np.where(fresh, w * p_up[safe], 0.0)
+            total = total + np.where(fresh, w, 0.0)
+            used += fresh
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = np.where((used > 0) & (total > 0), num / total, np.nan)
+        return raw, used
+
+    def _timeline(
+        self, symbol: str, timeframe: str, new: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The latest recorded prediction followed by the new ones that are predictions."""
+        made = [np.zeros(0, dtype=np.int64)]
+        p_up = [np.zeros(0)]
+        old = self.latest(symbol, timeframe)
+        if old is not None:
+            made.append(np.array([old.made_at], dtype=np.int64))
+            p_up.append(np.array([old.p_up]))
+        if new is not None:
+            new_made, new_p = new
+            valid = new_p == new_p  # NaN: no prediction
+            made.append(new_made[valid])
+            p_up.append(new_p[valid])
+        return np.concatenate(made), np.concatenate(p_up)
 
     def signal(self, symbol: str, timeframe: str, now_ms: int) -> Signal | None:
         """The signal for ``symbol`` at the close of a ``timeframe`` candle at ``now_ms``."""

@@ -1,13 +1,13 @@
 """Predictions for a whole block of candle closes of one (symbol, timeframe) at once.
 
 Why: replaying history one close at a time (``LivePredictor.on_close``) pays the numpy and
-Python overhead of ``_block`` and ``predict_proba`` for every candle (~90 us measured), while
-the work per row is tiny. Here the features of all new closes come from ``_block`` over the
+Python overhead of ``feature_rows`` and ``predict_proba`` for every candle (~90 us measured), while
+the work per row is tiny. Here the features of all new closes come from ``feature_rows`` over the
 concatenated columns (``compute_features``' code and 4,096-row chunks) and are scored by
 ``predict_proba`` 256 rows at a time (one BLAS thread, see ``_BLAS_ONE_THREAD``): ~1 us a close
 (``bench/bench_block_predictor.py``). For single closes ``on_close`` stays the faster path.
 
-Same answer as the live path: row ``t`` of ``_block`` reads only candles ``t - 30 .. t``, so
+Same answer as the live path: row ``t`` of ``feature_rows`` reads only candles ``t - 30 .. t``, so
 ``p_up`` equals what ``warm_up(history)`` + ``on_close`` for each new candle returns, bit for
 bit, however the candles are split into blocks (the forward pass scores a row the same way
 whatever rows come with it, ``network.ROW_MULTIPLE``; ``tests/signals/test_block_predictor.py``).
@@ -30,7 +30,7 @@ from itertools import pairwise
 import numpy as np
 
 from candlewise.core.candle import Candle
-from candlewise.features.compute import _CHUNK, _block
+from candlewise.features.compute import CHUNK, feature_rows
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.models.trainer import TrainedModel
 
@@ -47,7 +47,7 @@ _BLAS_ONE_THREAD = 262_144
 class CandleColumns:
     """Candles of one (symbol, timeframe), oldest first, as contiguous float64 columns.
 
-    The layout ``_block`` reads (and ``LivePredictor`` builds per close); ``timestamp`` is the
+    The layout ``feature_rows`` reads (and ``LivePredictor`` builds per close); ``timestamp`` is the
     open time in ms. Inputs are converted (no copy when already float64 and contiguous).
     """
 
@@ -73,7 +73,7 @@ class CandleColumns:
         return self.close.size
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """The six columns in ``_block``'s argument order."""
+        """The six columns in ``feature_rows``'s argument order."""
         return (self.timestamp, self.open, self.high, self.low, self.close, self.volume)
 
     @classmethod
@@ -109,11 +109,11 @@ def predict_block(
         for h, b in zip(history.arrays(), block.arrays(), strict=True)
     ]
     step = _rows_per_call(model)
-    for start in range(first, n, _CHUNK):  # chunked: (rows x 31) temporaries stay in cache
-        end = min(n, start + _CHUNK)
+    for start in range(first, n, CHUNK):  # chunked: (rows x 31) temporaries stay in cache
+        end = min(n, start + CHUNK)
         # block row j is column row known + j; its window starts CARRY rows earlier
         rows = slice(known + start - CARRY, known + end)
-        x = _block(*(c[rows] for c in columns), end - start)
+        x = feature_rows(*(c[rows] for c in columns), end - start)
         for i in range(0, end - start, step):
             p_up[start + i : start + i + step] = model.predict_proba(x[i : i + step])
     return p_up

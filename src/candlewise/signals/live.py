@@ -13,11 +13,13 @@ import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 from candlewise.core.candle import Candle
+from candlewise.core.timeframes import TIMEFRAME_MS
 from candlewise.features.compute import window_features
 from candlewise.features.spec import FEATURE_SPEC
 from candlewise.models.calibration import PlattCalibrator
@@ -52,6 +54,16 @@ class LivePredictor:
         # one vectorised call by the model they were computed with.
         self._ahead: dict[tuple[str, str], deque[Candle]] = {}
         self._ahead_p: dict[tuple[str, str], tuple[TrainedModel, deque[float]]] = {}
+
+    @property
+    def weights(self) -> Mapping[str, float]:
+        """The configured weight of each timeframe (read-only)."""
+        return MappingProxyType(self._weights)
+
+    @property
+    def aggregator(self) -> SignalAggregator:
+        """The mix of the latest predictions (and its calibrators) the signals come from."""
+        return self._aggregator
 
     def set_model(self, symbol: str, timeframe: str, slot: ModelSlot | None) -> None:
         """Swap a model in (after a retrain) or out (file unusable)."""
@@ -93,7 +105,8 @@ class LivePredictor:
         if primed is not None:
             p_up = primed
         else:
-            columns = np.array(buffer, dtype=np.float64).T.copy()  # rows contiguous for _block
+            # .copy(): each column contiguous, as the feature code reads them
+            columns = np.array(buffer, dtype=np.float64).T.copy()
             p_up = float(slot.model.predict_proba(window_features(*columns))[0])
         prediction = TimeframePrediction(
             candle.symbol, candle.timeframe, candle.close_time, p_up, slot.version
@@ -116,6 +129,48 @@ class LivePredictor:
             self._log(f"[{symbol}] {len(out[0].timeframes_used)} timeframe predictions aggregated")
         return out
 
+    def predict_closes(
+        self, symbol: str, timeframe: str, block: CandleColumns
+    ) -> tuple[np.ndarray, int | None]:
+        """Replay: P(up) at each close of ``block`` (NaN: none) and the model version, with the
+        window advanced past the block: what ``on_close`` gives for each close, bit for bit.
+
+        The latest predictions are left alone: the caller mixes the block's predictions with
+        the ones from before it (``SignalAggregator.raw_p_up_columns``), then records the last
+        one (``record_last``).
+        """
+        key = (symbol, timeframe)
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            buffer = self._buffers[key] = deque(maxlen=self._window)
+        slot = self._models.get(key)
+        if slot is None:
+            p_up = np.full(len(block), np.nan)
+        else:
+            p_up = predict_block(_history(buffer), block, slot.model)
+        window = self._window
+        buffer.extend(zip(*(c[-window:].tolist() for c in block.arrays()), strict=True))
+        return p_up, slot.version if slot is not None else None
+
+    def record_last(
+        self,
+        symbol: str,
+        timeframe: str,
+        open_ms: np.ndarray,
+        p_up: Sequence[float],
+        version: int | None,
+    ) -> tuple[int, TimeframePrediction] | None:
+        """After ``predict_closes``: the aggregator keeps the block's last prediction, as the
+        ``on_close`` calls would have left it; returns its row and itself (None: none made)."""
+        for i in range(len(p_up) - 1, -1, -1):
+            p = p_up[i]
+            if p == p:  # not NaN
+                made_at = int(open_ms[i]) + TIMEFRAME_MS[timeframe]  # the candle's close time
+                prediction = TimeframePrediction(symbol, timeframe, made_at, p, version)
+                self._aggregator.update(prediction)
+                return i, prediction
+        return None
+
     def _from_block(
         self,
         key: tuple[str, str],
@@ -137,13 +192,8 @@ class LivePredictor:
             return None
         cached = self._ahead_p.get(key)
         if cached is None or cached[0] is not slot.model:
-            history = (
-                CandleColumns(*np.array(buffer, dtype=np.float64).T)
-                if buffer
-                else CandleColumns.empty()
-            )
             block = CandleColumns.from_candles([candle, *ahead])
-            p_up = predict_block(history, block, slot.model)
+            p_up = predict_block(_history(buffer), block, slot.model)
             cached = self._ahead_p[key] = (slot.model, deque(p_up.tolist()))
         value = cached[1].popleft()
         return None if math.isnan(value) else value
@@ -181,6 +231,13 @@ class LivePredictor:
         if buffer is None:
             buffer = self._buffers[key] = deque(maxlen=self._window)
         return buffer
+
+
+def _history(buffer: deque[tuple[float, ...]]) -> CandleColumns:
+    """A window's rows as the columns ``predict_block`` reads before a block."""
+    if not buffer:
+        return CandleColumns.empty()
+    return CandleColumns(*np.array(buffer, dtype=np.float64).T)
 
 
 def _row(c: Candle) -> tuple[float, ...]:

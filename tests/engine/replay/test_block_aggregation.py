@@ -1,4 +1,5 @@
-"""``aggregate_block`` equals ``TimeframeAggregator.add`` minute by minute, to the last bit."""
+"""``aggregate_block`` (``TimeframeAggregator.add_block``) equals ``add`` minute by minute, to the
+last bit."""
 
 from __future__ import annotations
 
@@ -7,25 +8,25 @@ import pytest
 
 from candlewise.core.candle import Candle
 from candlewise.core.timeframes import MINUTE_MS
-from candlewise.engine.replay.block_aggregation import _contiguous, aggregate_block
-from candlewise.engine.replay.column_blocks import BarColumns
+from candlewise.engine.replay.block_aggregation import aggregate_block
 from candlewise.market.aggregation import TimeframeAggregator
+from candlewise.market.bars import Bars
 
 DAY = 1440
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % (86_400_000) + 4 * 60 * MINUTE_MS + 34 * MINUTE_MS
 
 
-def _minutes(rng: np.random.Generator, open_ms: np.ndarray) -> BarColumns:
+def _minutes(rng: np.random.Generator, open_ms: np.ndarray) -> Bars:
     n = open_ms.size
     close = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
     open_ = close * (1 + rng.normal(0, 2e-4, n))
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 1e-3, n))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 1e-3, n))
     volume = rng.lognormal(0, 1, n) * 1e-3 + rng.uniform(0, 1e3, n)  # sums that round
-    return BarColumns(open_ms, open_, high, low, close, volume)
+    return Bars(open_ms, open_, high, low, close, volume)
 
 
-def _reference(agg: TimeframeAggregator, block: BarColumns) -> dict[int, list[tuple]]:
+def _reference(agg: TimeframeAggregator, block: Bars) -> dict[int, list[tuple]]:
     out = {}
     cols = [c.tolist() for c in block.columns()]
     for row, (t, o, h, lo, c, v) in enumerate(zip(*cols, strict=True)):
@@ -56,7 +57,7 @@ def test_blocks_equal_minute_by_minute_adds(gaps: bool) -> None:
             break
         start += len(block)
         before = ours.state()
-        fast_blocks += _contiguous(TimeframeAggregator.from_state(before), block) is not None
+        fast_blocks += TimeframeAggregator.from_state(before).add_block(block).vectorised
         got = aggregate_block(ours, block)
         want = _reference(reference, block)
         assert got.closes == want  # same candles, same minute, same order, same bits

@@ -159,9 +159,9 @@ class _Walk:
         engine = self.engine
         stats = engine.stats
         predictor = engine.predictor
-        calibrators = predictor._aggregator._calibrators
+        calibrators = predictor.aggregator.calibrators()
         platt = {key: (c.a, c.b) for key, c in calibrators.items() if type(c) is PlattCalibrator}
-        weighted = {tf for tf, w in predictor._weights.items() if w > 0.0}
+        weighted = {tf for tf, w in predictor.weights.items() if w > 0.0}
         modes = engine.modes
         states = modes._states
         threshold, exit_below = modes.threshold, modes.exit_below

@@ -5,53 +5,28 @@ of a replayed file is already a set of numpy columns, and building ~1,440 frozen
 per symbol, then aggregating them one ``add`` at a time, cost more than the engine's rules
 (~5.5 us of ~17 us a minute). Here the feed's columns are sliced into blocks with the same
 boundaries as the runner's read-ahead (``width`` candles, extended to whole minutes) and each
-symbol's block is aggregated into 5m..1d by ``block_aggregation`` with the aggregator's state,
-which is left where ``add`` would have left it.
+symbol's block is aggregated into 5m..1d by ``TimeframeAggregator.add_block`` (through
+``block_aggregation``), which leaves the aggregator where ``add`` would have left it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import numpy as np
 
 from candlewise.core.timeframes import MINUTE_MS
+from candlewise.market.bars import Bars
 from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
-@dataclass(frozen=True, slots=True)
-class BarColumns:
-    """Candles of one (symbol, timeframe), oldest first: open time in ms (int64) and OHLCV."""
-
-    open_ms: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.open_ms.size)
-
-    def slice(self, start: int, stop: int) -> BarColumns:
-        return BarColumns(*(column[start:stop] for column in self.columns()))
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.open_ms, self.open, self.high, self.low, self.close, self.volume)
-
-    @classmethod
-    def of(cls, open_ms: Sequence[int], *ohlcv: Sequence[float]) -> BarColumns:
-        return cls(
-            np.asarray(open_ms, dtype=np.int64), *(np.asarray(c, dtype=np.float64) for c in ohlcv)
-        )
+BarColumns = Bars
+"""The former name of ``market.bars.Bars`` (one columnar candle type), kept for importers."""
 
 
-def feed_blocks(
-    feed: SimulatedFeed | FrameReplayFeed, width: int
-) -> Iterator[dict[str, BarColumns]]:
+def feed_blocks(feed: SimulatedFeed | FrameReplayFeed, width: int) -> Iterator[dict[str, Bars]]:
     """The feed's 1m candles in blocks of ``width`` candles or a few more (never a minute split
     over two blocks), as each symbol's columns; the runner's read-ahead blocks exactly."""
     if isinstance(feed, SimulatedFeed):
@@ -60,22 +35,22 @@ def feed_blocks(
         yield from _frame_blocks(feed, width)
 
 
-def _simulated_blocks(feed: SimulatedFeed, width: int) -> Iterator[dict[str, BarColumns]]:
+def _simulated_blocks(feed: SimulatedFeed, width: int) -> Iterator[dict[str, Bars]]:
     if feed.end_ms is None or feed.record_regimes:
         raise ValueError("block replay needs a bounded simulated feed without regime recording")
     minutes = max(1, width // max(1, len(feed.symbols)))  # every symbol has every minute
     for series in feed.series(minutes):
         block = {
-            s: BarColumns(c.open_time, c.open, c.high, c.low, c.close, c.volume)
+            s: Bars(c.open_time, c.open, c.high, c.low, c.close, c.volume)
             for s, c in series.items()
         }
         feed.clock.sleep_until(int(next(iter(block.values())).open_ms[-1]) + MINUTE_MS)
         yield block
 
 
-def _frame_blocks(feed: FrameReplayFeed, width: int) -> Iterator[dict[str, BarColumns]]:
+def _frame_blocks(feed: FrameReplayFeed, width: int) -> Iterator[dict[str, Bars]]:
     columns = {
-        s: BarColumns.of(*(feed.frames[s][c].to_numpy() for c in _COLUMNS))
+        s: Bars.of(*(feed.frames[s][c].to_numpy() for c in _COLUMNS))
         for s in feed.symbols
         if s in feed.frames
     }
