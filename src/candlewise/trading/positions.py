@@ -14,7 +14,7 @@ given prices.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -108,7 +108,8 @@ class Position:
 
     @property
     def sign(self) -> int:
-        return side_sign(self.side)
+        """+1 long, -1 short (``side`` is checked on construction: no second check here)."""
+        return 1 if self.side == "long" else -1
 
     @property
     def notional(self) -> float:
@@ -134,6 +135,24 @@ class Position:
             return min(open_, self.stop_price)
         if self.side == "short" and high >= self.stop_price:
             return max(open_, self.stop_price)
+        return None
+
+    def exit_reference(
+        self, open_ms: int, close_ms: int, open_: float, high: float, low: float, close: float
+    ) -> tuple[float, ExitReason] | None:
+        """The exit a 1m candle triggers (price before slippage, reason), or None.
+
+        Stop first, then horizon: the order of the high and the low inside a candle is unknown,
+        so assume the worse. Only candles opening at or after the entry may stop it out (an
+        earlier candle's range holds prices from before the position existed); the horizon
+        exits at the close of the first candle closing at or after it.
+        """
+        if open_ms >= self.entry_time_ms:
+            stop = self.stop_reference(open_, high, low)
+            if stop is not None:
+                return stop, "stop_loss"
+        if close_ms >= self.horizon_ms:
+            return close, "horizon"
         return None
 
     def close(
@@ -194,6 +213,18 @@ class PositionBook:
     def __init__(self) -> None:
         self._open: dict[tuple[str, str], Position] = {}
         self._next_id = 1
+
+    @property
+    def next_id(self) -> int:
+        """The id the next position will get."""
+        return self._next_id
+
+    def replace(self, positions: Iterable[Position]) -> None:
+        """Hold ``positions`` (in opening order) instead: the open positions of a book kept
+        elsewhere meanwhile (the block replay's), numbered by this book's ``allocate_id``."""
+        self._open = {}
+        for position in positions:
+            self.open(position)
 
     def allocate_id(self) -> int:
         """A fresh position id; ids count up per book, so a replay numbers positions alike."""
