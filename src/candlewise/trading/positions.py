@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Side = Literal["long", "short"]
 Direction = Literal["BUY", "SELL"]
@@ -43,9 +43,13 @@ def side_sign(side: str) -> int:
     raise ValueError(f"side must be long or short, got {side!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class ClosedTrade:
-    """A finished position: one row of ``trade_outcomes`` (times in ms; the store formats them)."""
+class ClosedTrade(NamedTuple):
+    """A finished position: one row of ``trade_outcomes`` (times in ms; the store formats them).
+
+    A named tuple rather than a frozen dataclass: as immutable, and five times cheaper to build,
+    which counts in a replay that closes a shadow trade nearly every minute. Never pickled into
+    a checkpoint (the books hold open positions only).
+    """
 
     position_id: int
     symbol: str
@@ -163,23 +167,23 @@ class Position:
             raise ValueError(f"exit reason must be one of {EXIT_REASONS}, got {reason!r}")
         fees = self.fees_paid + exit_fee
         pnl = self.unrealized_pnl(exit_price) - fees
-        return ClosedTrade(
-            position_id=self.id,
-            symbol=self.symbol,
-            timeframe=self.timeframe,
-            side=self.side,
-            predicted_direction=self.predicted_direction,
-            confidence=self.confidence,
-            entry_time_ms=self.entry_time_ms,
-            exit_time_ms=exit_time_ms,
-            entry_price=self.entry_price,
-            exit_price=exit_price,
-            quantity=self.quantity,
-            pnl_absolute=pnl,
-            pnl_percent=pnl / self.notional * 100.0,
-            fees=fees,
-            outcome="WIN" if pnl > 0 else "LOSS",
-            exit_reason=reason,
+        return ClosedTrade(  # positional: the replay's hot path
+            self.id,
+            self.symbol,
+            self.timeframe,
+            self.side,
+            self.predicted_direction,
+            self.confidence,
+            self.entry_time_ms,
+            exit_time_ms,
+            self.entry_price,
+            exit_price,
+            self.quantity,
+            pnl,
+            pnl / self.notional * 100.0,
+            fees,
+            "WIN" if pnl > 0 else "LOSS",
+            reason,
         )
 
 

@@ -367,7 +367,7 @@ class _Walk:
                 self.last_equity = None
         if (
             real.blocked_day is not None
-            and real.blocked(now)
+            and real.limits.blocked(now)
             and engine.stats.daily_loss_day != now // DAY_MS
         ):
             self._by_engine(lambda: engine.check_daily_loss(now))

@@ -29,8 +29,8 @@ class FastBook:
     """One paper account (cash, open positions, last prices, risk limits) during a block."""
 
     __slots__ = (
-        "book", "broker", "cash", "fee_rate", "halt_reason", "limits", "open", "poor", "prices",
-        "seen", "slippage", "stop_loss",
+        "blocked_day", "book", "broker", "cash", "fee_rate", "halt_reason", "limits", "open",
+        "poor", "prices", "seen", "slippage", "stop_loss",
     )  # fmt: skip
 
     def __init__(self, broker: PaperBroker) -> None:
@@ -51,6 +51,9 @@ class FastBook:
         self.cash = broker.cash
         self.prices = broker.last_prices  # the same dict: updated in place
         self.halt_reason = broker.halt_reason
+        self.blocked_day = self.limits.blocked_day
+        """``RiskLimits.blocked_day`` as of the last call that may change it (the minute loop
+        reads it every minute)."""
         self.open: dict[tuple[str, str], Position] = {p.key: p for p in self.book}
         self.seen: tuple[int, float] | None = None
         """(day, equity) of the last ``observe``: observing them again changes nothing."""
@@ -64,16 +67,14 @@ class FastBook:
         self.broker.cash = self.cash
         self.book.replace(self.open.values())
 
-    @property
-    def blocked_day(self) -> int | None:
-        return self.limits.blocked_day
-
     def observe(self, equity: float, at_ms: int) -> None:
         """``RiskLimits.observe``, skipped when (day, equity) are those of the last call."""
         seen = (at_ms // DAY_MS, equity)
         if seen != self.seen:
             self.seen = seen
-            self.limits.observe(equity, at_ms)
+            limits = self.limits
+            limits.observe(equity, at_ms)
+            self.blocked_day = limits.blocked_day
 
     def blocked(self, at_ms: int) -> bool:
         return self.limits.blocked(at_ms)
@@ -144,6 +145,7 @@ class FastBook:
             at_ms=at_ms,
         )
         self.seen = (at_ms // DAY_MS, equity)  # ``admit`` observed it
+        self.blocked_day = self.limits.blocked_day
         if notional is None:
             if not self.open:
                 self.poor = (at_ms // DAY_MS, self.cash)
