@@ -4,10 +4,11 @@ Why an outbox instead of a transaction per event: a crash must lose the rows *an
 state that produced them together (the restarted run recomputes both from the checkpoint, so no
 trade is lost or written twice), and one ``executemany`` per table per checkpoint is what lets a
 replay write thousands of events per second. Rows are kept as tuples in the column order of
-``COLUMNS`` and written through the driver (``exec_driver_sql``): SQLAlchemy's per-row parameter
-processing cost more than SQLite's insert itself. Rows are flushed in an order that satisfies
-the foreign keys: positions are inserted before their exits update them and before their
-outcomes.
+``COLUMNS`` (the trade tables' as the typed records of ``trade_store``, built by one function per
+table for the event path and the block replay alike) and written through the driver
+(``exec_driver_sql``): SQLAlchemy's per-row parameter processing cost more than SQLite's insert
+itself. Rows are flushed in an order that satisfies the foreign keys: positions are inserted
+before their exits update them and before their outcomes.
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ charges. Every fill moves ``slippage`` against the trader (buys higher, sells lo
 base-asset step Binance uses: an exchange cannot fill a fraction of its step, rounding down keeps
 the entry inside the limits, and quantities on a decimal grid keep the ledger hash (10 decimals)
 away from its rounding boundaries.
+The arithmetic of a fill is in ``trading.fills``, the exits and P&L in ``Position``, the caps in
+``RiskLimits``: the block replay's book calls the same functions a block at a time.
 
 Exits, checked by ``on_candle`` for every open position of the candle's symbol:
 - stop-loss, ``stop_loss`` from the entry fill: triggered when the candle's low (long) or high
