@@ -121,8 +121,12 @@ class Position:
         return self.quantity * self.entry_price
 
     def market_value(self, price: float) -> float:
-        """What the position adds to equity at ``price``: held coins, or minus the coins owed."""
-        return self.sign * self.quantity * price
+        """What the position adds to equity at ``price``: held coins, or minus the coins owed.
+
+        ``sign * quantity * price`` without the ``sign`` call (a replay values every open
+        position every minute); negating is exact, so the float result is the same.
+        """
+        return (self.quantity if self.side == "long" else -self.quantity) * price
 
     def unrealized_pnl(self, price: float) -> float:
         """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash)."""
