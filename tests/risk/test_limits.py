@@ -81,3 +81,19 @@ def test_exits_are_never_checked_and_observing_a_loss_latches() -> None:
     assert limits.blocked(T0 + HOUR)
     assert not limits.blocked(T0 + DAY_MS)
     assert not check(limits, 0.0, T0 + DAY_MS).allowed  # no equity, no entry
+
+
+@pytest.mark.parametrize("exposure", [0.0, 4_000.0, 9_000.0, 9_997.0, 20_000.0])
+@pytest.mark.parametrize("equity", [-5.0, 0.0, 20.0, 10_000.0, 9_400.0])
+@pytest.mark.parametrize("want", [1.0, 400.0, 5_000.0])
+def test_admit_gives_check_entrys_answer_without_the_reason(
+    equity: float, exposure: float, want: float
+) -> None:
+    """The block replay calls ``admit``; the broker ``check_entry``: same notional, same state."""
+    quiet, told = RiskLimits(RiskConfig()), RiskLimits(RiskConfig())
+    for limits in (quiet, told):
+        limits.observe(10_000.0, T0)  # the day starts at 10,000: 9,400 is past the 5% limit
+    notional = quiet.admit(equity=equity, exposure=exposure, requested_notional=want, at_ms=T0)
+    decision = check(told, equity, T0, exposure=exposure, want=want)
+    assert notional == (decision.notional if decision.allowed else None)
+    assert (quiet.blocked_day, quiet.day_start_equity) == (told.blocked_day, told.day_start_equity)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from candlewise.config.app_config import PaperConfig, RiskConfig
@@ -57,8 +55,7 @@ def test_same_run_same_hash_and_order_does_not_matter() -> None:
 def test_float_noise_does_not_change_the_hash(noise: float) -> None:
     trades = run()
     noisy = [
-        dataclasses.replace(
-            t,
+        t._replace(
             entry_price=t.entry_price + noise,
             exit_price=t.exit_price - noise,
             quantity=t.quantity + noise,
@@ -74,15 +71,14 @@ def test_a_real_change_changes_the_hash() -> None:
     base = ledger_hash(trades)
     changed_price = [
         *trades[:-1],
-        dataclasses.replace(trades[-1], exit_price=trades[-1].exit_price + 0.01),
+        trades[-1]._replace(exit_price=trades[-1].exit_price + 0.01),
     ]
     assert ledger_hash(changed_price) != base
-    changed_qty = [dataclasses.replace(trades[0], quantity=trades[0].quantity + 1e-6), *trades[1:]]
+    changed_qty = [trades[0]._replace(quantity=trades[0].quantity + 1e-6), *trades[1:]]
     assert ledger_hash(changed_qty) != base
     assert ledger_hash(trades[:-1]) != base
     flipped = [
-        dataclasses.replace(
-            trades[0],
+        trades[0]._replace(
             predicted_direction="SELL" if trades[0].predicted_direction == "BUY" else "BUY",
         ),
         *trades[1:],

@@ -59,6 +59,11 @@ class RiskLimits:
         """Equity at the first observation of the current UTC day; None before any."""
         return None if self._day is None else self._day_start_equity
 
+    @property
+    def blocked_day(self) -> int | None:
+        """The UTC day (``utc_day``) the daily loss limit blocked last; None: never yet."""
+        return self._blocked_day
+
     def daily_loss(self, equity: float) -> float:
         """Fraction of the day's starting equity lost so far (negative when up on the day)."""
         if self._day is None or self._day_start_equity <= 0:
@@ -70,53 +75,76 @@ class RiskLimits:
 
         The first observation of a UTC day is that day's starting equity. The broker observes
         after every candle, so the start of day is the equity at the first close at or after
-        midnight. Events from an earlier day than the current one are not rewound.
+        midnight. Events from an earlier day than the current one are not rewound. Kept lean
+        (no helper calls): a replay observes after every candle of every symbol.
         """
-        day = utc_day(at_ms)
-        if self._day is None or day > self._day:
-            self._day = day
+        day = at_ms // DAY_MS
+        current = self._day
+        if current is None or day > current:
+            self._day = current = day
             self._day_start_equity = equity
-        if self.daily_loss(equity) >= self.risk.daily_loss_limit - LIMIT_EPSILON:
-            self._blocked_day = self._day
+        start = self._day_start_equity
+        loss = (start - equity) / start if start > 0 else 0.0
+        if loss >= self.risk.daily_loss_limit - LIMIT_EPSILON:
+            self._blocked_day = current
 
     def blocked(self, at_ms: int) -> bool:
         """True while the daily loss limit blocks entries on the UTC day of ``at_ms``."""
-        return self._blocked_day is not None and self._blocked_day == utc_day(at_ms)
+        return self._blocked_day is not None and self._blocked_day == at_ms // DAY_MS
+
+    def admit(
+        self, *, equity: float, exposure: float, requested_notional: float, at_ms: int
+    ) -> float | None:
+        """The notional a new entry may use now (capped), or None when it may not happen.
+
+        ``exposure`` is the gross notional already open. The entry is capped rather than
+        refused when only its size is the problem; it is refused when no room at all is left.
+        ``check_entry`` gives the same answer with the reason for the log.
+        """
+        self.observe(equity, at_ms)
+        if equity <= 0 or self.blocked(at_ms):
+            return None
+        notional = min(requested_notional, *self._caps(equity, exposure))
+        return None if notional < self.min_notional else notional
+
+    def _caps(self, equity: float, exposure: float) -> tuple[float, float]:
+        """(position size cap, room left under the total exposure cap) at ``equity``."""
+        risk = self.risk
+        return risk.max_position_size_percent * equity, risk.max_total_exposure * equity - exposure
 
     def check_entry(
         self, *, equity: float, exposure: float, requested_notional: float, at_ms: int
     ) -> RiskDecision:
-        """May a new position of ``requested_notional`` open now, and with how much at most?
-
-        ``exposure`` is the gross notional already open. The answer is capped rather than
-        refused when only its size is the problem; it is refused when no room at all is left.
-        """
-        self.observe(equity, at_ms)
-        if equity <= 0:
-            return RiskDecision(False, f"equity {equity:.2f} is not positive")
-        if self.blocked(at_ms):
-            return RiskDecision(
-                False,
-                f"daily loss limit: equity {equity:.2f} is {self.daily_loss(equity) * 100:.2f}% "
-                f"below the day's start {self._day_start_equity:.2f} "
-                f"(limit {self.risk.daily_loss_limit * 100:g}%); "
-                "no new entries until 00:00 UTC",
-            )
-        size_cap = self.risk.max_position_size_percent * equity
-        room = self.risk.max_total_exposure * equity - exposure
-        notional = min(requested_notional, size_cap, room)
-        if notional < self.min_notional:
-            if room < self.min_notional:
-                return RiskDecision(
-                    False,
-                    f"total exposure {exposure:.2f} leaves {max(room, 0.0):.2f} of the "
-                    f"{self.risk.max_total_exposure * 100:g}% cap "
-                    f"({self.risk.max_total_exposure * equity:.2f})",
-                )
-            return RiskDecision(
-                False, f"entry of {notional:.2f} is below the minimum {self.min_notional:g}"
-            )
+        """``admit``, with why: may a new position of ``requested_notional`` open now, and with
+        how much at most?"""
+        notional = self.admit(
+            equity=equity, exposure=exposure, requested_notional=requested_notional, at_ms=at_ms
+        )
+        if notional is None:
+            return RiskDecision(False, self._refusal(equity, exposure, requested_notional, at_ms))
         if notional < requested_notional:
+            size_cap, room = self._caps(equity, exposure)
             limit = "total exposure" if room < size_cap else "position size"
             return RiskDecision(True, f"capped by {limit} at {notional:.2f}", notional)
         return RiskDecision(True, "within limits", notional)
+
+    def _refusal(self, equity: float, exposure: float, requested: float, at_ms: int) -> str:
+        """Why ``admit`` refused an entry (the same checks, in the same order)."""
+        if equity <= 0:
+            return f"equity {equity:.2f} is not positive"
+        if self.blocked(at_ms):
+            return (
+                f"daily loss limit: equity {equity:.2f} is {self.daily_loss(equity) * 100:.2f}% "
+                f"below the day's start {self._day_start_equity:.2f} "
+                f"(limit {self.risk.daily_loss_limit * 100:g}%); "
+                "no new entries until 00:00 UTC"
+            )
+        size_cap, room = self._caps(equity, exposure)
+        if room < self.min_notional:
+            return (
+                f"total exposure {exposure:.2f} leaves {max(room, 0.0):.2f} of the "
+                f"{self.risk.max_total_exposure * 100:g}% cap "
+                f"({self.risk.max_total_exposure * equity:.2f})"
+            )
+        notional = min(requested, size_cap, room)
+        return f"entry of {notional:.2f} is below the minimum {self.min_notional:g}"

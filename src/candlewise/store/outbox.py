@@ -4,16 +4,17 @@ Why an outbox instead of a transaction per event: a crash must lose the rows *an
 state that produced them together (the restarted run recomputes both from the checkpoint, so no
 trade is lost or written twice), and one ``executemany`` per table per checkpoint is what lets a
 replay write thousands of events per second. Rows are kept as tuples in the column order of
-``COLUMNS`` and written through the driver (``exec_driver_sql``): SQLAlchemy's per-row parameter
-processing cost more than SQLite's insert itself. Rows are flushed in an order that satisfies
-the foreign keys: positions are inserted before their exits update them and before their
-outcomes.
+``COLUMNS`` (the trade tables' as the typed records of ``trade_store``, built by one function per
+table for the event path and the block replay alike) and written through the driver
+(``exec_driver_sql``): SQLAlchemy's per-row parameter processing cost more than SQLite's insert
+itself. Rows are flushed in an order that satisfies the foreign keys: positions are inserted
+before their exits update them and before their outcomes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Table
 
@@ -35,7 +36,15 @@ from candlewise.store.tables import (
     timeframe_predictions,
     trade_outcomes,
 )
-from candlewise.store.trade_store import close_values, open_row, outcome_row, shadow_row
+from candlewise.store.trade_store import (
+    PositionExit,
+    PositionRow,
+    TimeText,
+    close_row,
+    open_row,
+    outcome_row,
+    shadow_row,
+)
 from candlewise.trading.positions import ClosedTrade, Position
 
 Row = tuple[Any, ...]
@@ -56,14 +65,18 @@ COLUMNS: dict[Table, tuple[str, ...]] = {
     table: tuple(c.name for c in table.columns if c.name != "id") for table in _TABLES
 }
 #: A new position keeps the broker's id (ids stay equal across a restart).
-OPEN_COLUMNS: tuple[str, ...] = (
-    "id", "symbol", "timeframe", "side", "status", "mode", "quantity", "entry_price",
-    "entry_time", "stop_price", "horizon_time", "fees", "confidence",
-)  # fmt: skip
-#: An exit's ``positions`` update: the values of ``CLOSE_SQL``'s placeholders, in order.
-CLOSE_COLUMNS: tuple[str, ...] = (
-    "b_exit_price", "b_exit_time", "b_exit_reason", "b_fees", "b_pnl", "b_id",
-)  # fmt: skip
+OPEN_COLUMNS: tuple[str, ...] = PositionRow._fields
+#: An exit's ``positions`` update: the columns it sets, then the row's id.
+CLOSE_COLUMNS: tuple[str, ...] = PositionExit._fields
+
+
+class EquitySample(NamedTuple):
+    """An ``equity_history`` row."""
+
+    run_id: int | None
+    timestamp: str
+    equity: float
+    drawdown_percent: float
 
 
 def as_row(values: Mapping[str, object], columns: Sequence[str]) -> Row:
@@ -82,16 +95,16 @@ class Outbox:
         self.candle_rows: list[Row] = []
         """Candles as tuples in ``candle_store.CANDLE_COLUMNS`` order (block replay)."""
 
-    def open_position(self, position: Position, mode: str) -> None:
-        self.opens.append(as_row(open_row(position, mode), OPEN_COLUMNS))
+    def open_position(self, position: Position, mode: str, text: TimeText = ms_to_text) -> None:
+        self.opens.append(open_row(position, mode, text))
 
-    def close_trade(self, trade: ClosedTrade) -> None:
+    def close_trade(self, trade: ClosedTrade, text: TimeText = ms_to_text) -> None:
         """The exit's ``positions`` update and its ``trade_outcomes`` row: never one alone."""
-        self.closes.append(as_row(close_values(trade), CLOSE_COLUMNS))
-        self._add(trade_outcomes, outcome_row(trade))
+        self.closes.append(close_row(trade, text))
+        self.rows[trade_outcomes].append(outcome_row(trade, text))
 
-    def shadow_trade(self, trade: ClosedTrade) -> None:
-        self._add(shadow_trades, shadow_row(trade))
+    def shadow_trade(self, trade: ClosedTrade, text: TimeText = ms_to_text) -> None:
+        self.rows[shadow_trades].append(shadow_row(trade, text))
 
     def predictions(self, predictions: Iterable[TimeframePrediction]) -> None:
         for p in predictions:
@@ -109,8 +122,15 @@ class Outbox:
     def error(self, error_type: str, message: str, symbol: str | None, at_ms: int) -> None:
         self._add(error_log, error_row(error_type, message, symbol, "engine", ms_to_text(at_ms)))
 
-    def equity(self, run_id: int | None, at_ms: int, equity: float, drawdown: float) -> None:
-        self.rows[equity_history].append((run_id, ms_to_text(at_ms), equity, drawdown))
+    def equity(
+        self,
+        run_id: int | None,
+        at_ms: int,
+        equity: float,
+        drawdown: float,
+        text: TimeText = ms_to_text,
+    ) -> None:
+        self.rows[equity_history].append(EquitySample(run_id, text(at_ms), equity, drawdown))
 
     def candles(self, candles: Sequence[Candle], source: str) -> None:
         self._candles.extend((c, source) for c in candles)
@@ -171,5 +191,5 @@ def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
 
 
 def _close_sql(mark: str) -> str:
-    sets = ", ".join(f'"{c[2:]}" = {mark}' for c in CLOSE_COLUMNS[:-1])
+    sets = ", ".join(f'"{c}" = {mark}' for c in CLOSE_COLUMNS[:-1])
     return f"UPDATE positions SET status = 'closed', {sets} WHERE id = {mark}"

@@ -7,6 +7,9 @@ Open positions are reloaded on start, which is how a restarted run resumes them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from candlewise.core.timeframes import TIMEFRAME_MS
@@ -14,36 +17,109 @@ from candlewise.core.timestamps import ms_to_text, text_to_ms
 from candlewise.store.tables import positions, shadow_trades, trade_outcomes
 from candlewise.trading.positions import ClosedTrade, Position
 
+#: Formats an event time for the store; the block replay passes one that caches its minutes.
+TimeText = Callable[[int], str]
+
+
+class PositionRow(NamedTuple):
+    """A new ``positions`` row: the broker's id (ids stay equal across a restart), open."""
+
+    id: int
+    symbol: str
+    timeframe: str
+    side: str
+    status: str
+    mode: str
+    quantity: float
+    entry_price: float
+    entry_time: str
+    stop_price: float
+    horizon_time: str
+    fees: float
+    confidence: float
+
+
+class PositionExit(NamedTuple):
+    """An exit's ``positions`` update: the values of ``CLOSE_POSITION``, the row's id last."""
+
+    exit_price: float
+    exit_time: str
+    exit_reason: str
+    fees: float
+    pnl: float
+    id: int
+
+
+class ScoredTrade(NamedTuple):
+    """A ``shadow_trades`` row; the scored-trade columns ``trade_outcomes`` shares."""
+
+    symbol: str
+    timeframe: str
+    predicted_direction: str
+    confidence: float
+    entry_time: str
+    exit_time: str
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl_absolute: float
+    pnl_percent: float
+    fees: float
+    outcome: str
+    exit_reason: str
+
+
+class TradeOutcome(NamedTuple):
+    """A ``trade_outcomes`` row: a real trade, scored, with its position."""
+
+    position_id: int
+    symbol: str
+    timeframe: str
+    predicted_direction: str
+    confidence: float
+    entry_time: str
+    exit_time: str
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl_absolute: float
+    pnl_percent: float
+    fees: float
+    outcome: str
+    exit_reason: str
+
 
 def record_open(conn: Connection, position: Position, mode: str) -> None:
     """One ``positions`` row with the broker's id (ids stay equal across a restart)."""
-    conn.execute(insert(positions), [open_row(position, mode)])
+    conn.execute(insert(positions), [open_row(position, mode)._asdict()])
 
 
-def open_row(position: Position, mode: str) -> dict[str, object]:
-    return {
-        "id": position.id,
-        "symbol": position.symbol,
-        "timeframe": position.timeframe,
-        "side": position.side,
-        "status": "open",
-        "mode": mode,
-        "quantity": position.quantity,
-        "entry_price": position.entry_price,
-        "entry_time": ms_to_text(position.entry_time_ms),
-        "stop_price": position.stop_price,
-        "horizon_time": ms_to_text(position.horizon_ms),
-        "fees": position.fees_paid,
-        "confidence": position.confidence,
-    }
+def open_row(position: Position, mode: str, text: TimeText = ms_to_text) -> PositionRow:
+    return PositionRow(
+        position.id,
+        position.symbol,
+        position.timeframe,
+        position.side,
+        "open",
+        mode,
+        position.quantity,
+        position.entry_price,
+        text(position.entry_time_ms),
+        position.stop_price,
+        text(position.horizon_ms),
+        position.fees_paid,
+        position.confidence,
+    )
 
 
 def record_close(conn: Connection, trade: ClosedTrade) -> None:
-    conn.execute(CLOSE_POSITION, [close_values(trade)])
-    conn.execute(insert(trade_outcomes), [outcome_row(trade)])
+    exit_ = close_row(trade)
+    conn.execute(CLOSE_POSITION, [{f"b_{k}": v for k, v in exit_._asdict().items()}])
+    conn.execute(insert(trade_outcomes), [outcome_row(trade)._asdict()])
 
 
-#: The ``positions`` update of an exit, as one statement for executemany (see ``close_values``).
+#: The ``positions`` update of an exit, as one statement for executemany (``PositionExit``'s
+#: fields, prefixed ``b_``: a bound parameter may not share a column's name).
 CLOSE_POSITION = (
     update(positions)
     .where(positions.c.id == bindparam("b_id"))
@@ -58,39 +134,39 @@ CLOSE_POSITION = (
 )
 
 
-def close_values(trade: ClosedTrade) -> dict[str, object]:
-    return {
-        "b_id": trade.position_id,
-        "b_exit_price": trade.exit_price,
-        "b_exit_time": ms_to_text(trade.exit_time_ms),
-        "b_exit_reason": trade.exit_reason,
-        "b_fees": trade.fees,
-        "b_pnl": trade.pnl_absolute,
-    }
+def close_row(trade: ClosedTrade, text: TimeText = ms_to_text) -> PositionExit:
+    return PositionExit(
+        trade.exit_price,
+        text(trade.exit_time_ms),
+        trade.exit_reason,
+        trade.fees,
+        trade.pnl_absolute,
+        trade.position_id,
+    )
 
 
-def outcome_row(trade: ClosedTrade) -> dict[str, object]:
-    return {"position_id": trade.position_id, **_outcome(trade)}
+def outcome_row(trade: ClosedTrade, text: TimeText = ms_to_text) -> TradeOutcome:
+    return TradeOutcome(trade.position_id, *shadow_row(trade, text))
 
 
-def _outcome(trade: ClosedTrade) -> dict[str, object]:
-    """The scored-trade row shared by ``trade_outcomes`` and ``shadow_trades``."""
-    return {
-        "symbol": trade.symbol,
-        "timeframe": trade.timeframe,
-        "predicted_direction": trade.predicted_direction,
-        "confidence": trade.confidence,
-        "entry_time": ms_to_text(trade.entry_time_ms),
-        "exit_time": ms_to_text(trade.exit_time_ms),
-        "entry_price": trade.entry_price,
-        "exit_price": trade.exit_price,
-        "quantity": trade.quantity,
-        "pnl_absolute": trade.pnl_absolute,
-        "pnl_percent": trade.pnl_percent,
-        "fees": trade.fees,
-        "outcome": trade.outcome,
-        "exit_reason": trade.exit_reason,
-    }
+def shadow_row(trade: ClosedTrade, text: TimeText = ms_to_text) -> ScoredTrade:
+    """The scored-trade row of ``shadow_trades`` (and of ``trade_outcomes``, after its id)."""
+    return ScoredTrade(
+        trade.symbol,
+        trade.timeframe,
+        trade.predicted_direction,
+        trade.confidence,
+        text(trade.entry_time_ms),
+        text(trade.exit_time_ms),
+        trade.entry_price,
+        trade.exit_price,
+        trade.quantity,
+        trade.pnl_absolute,
+        trade.pnl_percent,
+        trade.fees,
+        trade.outcome,
+        trade.exit_reason,
+    )
 
 
 def last_position_id(conn: Connection) -> int:
@@ -132,8 +208,4 @@ def open_positions(conn: Connection) -> list[Position]:
 
 def record_shadow(conn: Connection, trade: ClosedTrade) -> None:
     """A LEARNING-mode trade (never an order): scored like a real one, kept apart from it."""
-    conn.execute(insert(shadow_trades), [shadow_row(trade)])
-
-
-def shadow_row(trade: ClosedTrade) -> dict[str, object]:
-    return _outcome(trade)
+    conn.execute(insert(shadow_trades), [shadow_row(trade)._asdict()])

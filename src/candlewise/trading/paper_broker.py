@@ -10,6 +10,8 @@ charges. Every fill moves ``slippage`` against the trader (buys higher, sells lo
 base-asset step Binance uses: an exchange cannot fill a fraction of its step, rounding down keeps
 the entry inside the limits, and quantities on a decimal grid keep the ledger hash (10 decimals)
 away from its rounding boundaries.
+The arithmetic of a fill is in ``trading.fills``, the exits and P&L in ``Position``, the caps in
+``RiskLimits``: the block replay's book calls the same functions a block at a time.
 
 Exits, checked by ``on_candle`` for every open position of the candle's symbol:
 - stop-loss, ``stop_loss`` from the entry fill: triggered when the candle's low (long) or high
@@ -34,7 +36,6 @@ and halts new entries. No wall clock: times are the event times passed in.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -44,6 +45,12 @@ from candlewise.core.candle import Candle
 from candlewise.core.timeframes import timeframe_ms
 from candlewise.risk.limits import RiskLimits
 from candlewise.signals.aggregate import Signal
+from candlewise.trading.fills import (
+    EntryFill,
+    ExitFill,
+    entry_fill,
+    exit_fill,
+)
 from candlewise.trading.positions import (
     ClosedTrade,
     ExitReason,
@@ -56,7 +63,6 @@ from candlewise.trading.positions import (
 
 Mode = Literal["paper", "live-spot"]
 DEFAULT_FLATTEN_ATTEMPTS = 5
-QUANTITY_DECIMALS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,58 +150,58 @@ class PaperBroker:
 
     # --- fills ---------------------------------------------------------------------------------
 
-    def _fill_price(self, side: Literal["buy", "sell"], price: float) -> float:
-        slip = self.config.slippage
-        return price * (1 + slip) if side == "buy" else price * (1 - slip)
-
     def _fills(self, request: FillRequest) -> bool:
         return self.fill_hook is None or self.fill_hook(request)
 
     def _open(self, signal: Signal, price: float, notional: float) -> Position | None:
         side = side_of(signal.direction)
-        order: Literal["buy", "sell"] = "buy" if side == "long" else "sell"
-        fill = self._fill_price(order, price)
-        scale = 10**QUANTITY_DECIMALS  # 1e-6 of a step absorbs float error below a whole step
-        quantity = math.floor(notional / fill * scale + 1e-6) / scale
-        if quantity <= 0:
+        fill = self.entry_fill(price, 1 if side == "long" else -1, notional)
+        if fill is None:
             return None
-        request = FillRequest(signal.symbol, signal.timeframe, order, quantity, fill, "entry")
+        order: Literal["buy", "sell"] = "buy" if side == "long" else "sell"
+        request = FillRequest(
+            signal.symbol, signal.timeframe, order, fill.quantity, fill.price, "entry"
+        )
         if not self._fills(request):
             return None
-        fee = quantity * fill * self.config.fee_rate
-        stop = fill * (1 - self.risk.stop_loss if side == "long" else 1 + self.risk.stop_loss)
-        position = Position(
-            id=self.book.allocate_id(),
-            symbol=signal.symbol,
-            timeframe=signal.timeframe,
-            side=side,
-            quantity=quantity,
-            entry_price=fill,
-            entry_time_ms=signal.timestamp,
-            stop_price=stop,
-            fees_paid=fee,
-            confidence=signal.confidence,
-            predicted_direction="BUY" if side == "long" else "SELL",
-            horizon_ms=signal.timestamp + timeframe_ms(signal.timeframe),
+        position = fill.position(
+            self.book.allocate_id(),
+            signal.symbol,
+            signal.timeframe,
+            signal.timestamp,
+            signal.timestamp + timeframe_ms(signal.timeframe),
+            signal.confidence,
         )
         self.book.open(position)
-        self.cash -= position.sign * quantity * fill + fee
+        self.cash -= fill.cost
         return position
+
+    def entry_fill(self, price: float, sign: int, notional: float) -> EntryFill | None:
+        """An entry of ``notional`` at ``price`` on side ``sign`` (+1 long), at this account's
+        slippage, fee and stop distance; None below one quantity step."""
+        config = self.config
+        return entry_fill(
+            price, sign, notional, config.slippage, config.fee_rate, self.risk.stop_loss
+        )
+
+    def exit_fill(self, position: Position, price: float) -> ExitFill:
+        """Closing ``position`` at ``price`` (before slippage), at this account's costs."""
+        config = self.config
+        return exit_fill(price, position.sign, position.quantity, config.slippage, config.fee_rate)
 
     def _close(
         self, position: Position, price: float, at_ms: int, reason: ExitReason
     ) -> ClosedTrade | None:
+        fill = self.exit_fill(position, price)
         order: Literal["buy", "sell"] = "sell" if position.side == "long" else "buy"
-        fill = self._fill_price(order, price)
         request = FillRequest(
-            position.symbol, position.timeframe, order, position.quantity, fill, "exit"
+            position.symbol, position.timeframe, order, position.quantity, fill.price, "exit"
         )
         if not self._fills(request):
             return None
-        fee = position.quantity * fill * self.config.fee_rate
         self.book.close(position.symbol, position.timeframe)
-        self.cash += position.sign * position.quantity * fill - fee
-        return position.close(fill, at_ms, fee, reason)
+        self.cash += fill.proceeds
+        return position.close(fill.price, at_ms, fill.fee, reason)
 
     # --- events --------------------------------------------------------------------------------
 
@@ -240,9 +246,7 @@ class PaperBroker:
         if self.halt_reason is not None:
             return None, f"trading halted: {self.halt_reason}"
         equity = self.equity()
-        requested = self.risk.max_position_size_percent * equity
-        if self.mode == "live-spot":  # spot buys need the cash, fee included; no margin
-            requested = min(requested, max(self.cash, 0.0) / (1 + self.config.fee_rate))
+        requested = self.requested_notional(equity)
         decision = self.limits.check_entry(
             equity=equity,
             exposure=self.exposure(),
@@ -255,6 +259,13 @@ class PaperBroker:
         if opened is None:
             return None, "entry fill failed (or below one quantity step)"
         return opened, decision.reason
+
+    def requested_notional(self, equity: float) -> float:
+        """What an entry asks for before the limits: ``max_position_size_percent`` of equity."""
+        requested = self.risk.max_position_size_percent * equity
+        if self.mode == "live-spot":  # spot buys need the cash, fee included; no margin
+            requested = min(requested, max(self.cash, 0.0) / (1 + self.config.fee_rate))
+        return requested
 
     def on_candle(self, candle: Candle) -> list[ClosedTrade]:
         """Mark the symbol to the candle's close and run the exits of its open positions.
@@ -273,14 +284,13 @@ class PaperBroker:
         return closed
 
     def _exit_on(self, position: Position, candle: Candle) -> ClosedTrade | None:
-        """Stop first, then horizon; a failed exit fill leaves the position for the next candle."""
-        if candle.open_time >= position.entry_time_ms:
-            stop = position.stop_reference(candle.open, candle.high, candle.low)
-            if stop is not None:
-                return self._close(position, stop, candle.close_time, "stop_loss")
-        if candle.close_time >= position.horizon_ms:
-            return self._close(position, candle.close, candle.close_time, "horizon")
-        return None
+        """``Position.exit_reference``; a failed exit fill keeps the position open."""
+        found = position.exit_reference(
+            candle.open_time, candle.close_time, candle.open, candle.high, candle.low, candle.close
+        )
+        if found is None:
+            return None
+        return self._close(position, found[0], candle.close_time, found[1])
 
     def flatten_all(
         self,

@@ -43,7 +43,7 @@ from candlewise.engine.replay.block_signals import (
     mix,
     predict_keys,
 )
-from candlewise.engine.replay.fast_book import FastBook, Trade
+from candlewise.engine.replay.fast_book import FastBook
 from candlewise.engine.trading_engine import EQUITY_SAMPLE_MINUTES, TradingEngine
 from candlewise.engine.trading_engine import log as engine_log
 from candlewise.learning.modes import (
@@ -55,16 +55,9 @@ from candlewise.learning.modes import (
 )
 from candlewise.models.calibration import EPS, PlattCalibrator
 from candlewise.risk.limits import DAY_MS
-from candlewise.store.outbox import Row
-from candlewise.store.tables import (
-    confidence_history,
-    equity_history,
-    shadow_trades,
-    timeframe_predictions,
-    trade_outcomes,
-)
+from candlewise.store.tables import confidence_history, timeframe_predictions
 from candlewise.system.logging_setup import info_lines
-from candlewise.trading.positions import executed_line
+from candlewise.trading.positions import ClosedTrade, closed_line, executed_line
 from candlewise.training.retrain_worker import InlineRetrainer
 
 _EQUITY_EVERY = EQUITY_SAMPLE_MINUTES * MINUTE_MS
@@ -135,9 +128,6 @@ class _Walk:
         rows = engine.outbox.rows
         self.signal_rows = rows[confidence_history]
         self.prediction_rows = rows[timeframe_predictions]
-        self.shadow_rows = rows[shadow_trades]
-        self.outcome_rows = rows[trade_outcomes]
-        self.equity_rows = rows[equity_history]
 
     def text(self, ms: int) -> str:
         found = self.texts.get(ms)
@@ -329,26 +319,9 @@ class _Walk:
             lines.append(executed_line(direction, symbol, closed_trade.exit_price))
             self.record_trade(closed_trade)
         if opened is not None:
-            lines.append(executed_line(direction, symbol, opened[5]))
+            lines.append(executed_line(direction, symbol, opened.entry_price))
             self.engine.stats.orders += 1
-            text = self.text
-            self.engine.outbox.opens.append(
-                (
-                    opened[0],
-                    symbol,
-                    tf,
-                    "long" if buy else "short",
-                    "open",
-                    position_mode,
-                    opened[4],
-                    opened[5],
-                    text(now),
-                    opened[7],
-                    text(opened[10]),
-                    opened[8],
-                    confidence,
-                )
-            )
+            self.engine.outbox.open_position(opened, position_mode, self.text)
 
     def transition(
         self,
@@ -369,34 +342,17 @@ class _Walk:
         self.engine.outbox.transition(transition)
         self.lines.append(format_transition(transition, timeframe))
 
-    def record_trade(self, trade: Trade) -> None:
+    def record_trade(self, trade: ClosedTrade) -> None:
         """``TradingEngine._record_trade`` (automatic retraining is off: no trigger)."""
         stats = self.engine.stats
         stats.trades += 1
         stats.wins += trade.outcome == "WIN"
-        text = self.text
-        self.engine.outbox.closes.append(
-            (trade.exit_price, text(trade.exit_ms), trade.reason, trade.fees, trade.pnl,
-             trade.position_id)
-        )  # fmt: skip
-        self.outcome_rows.append((trade.position_id, *self._outcome(trade)))
-        mark = "✓ WIN" if trade.outcome == "WIN" else "✗ LOSS"
-        self.lines.append(
-            f"[{trade.symbol} @ {trade.timeframe}] Trade closed: {mark} ({trade.pnl_percent:+.2f}%)"
-        )
+        self.engine.outbox.close_trade(trade, self.text)
+        self.lines.append(closed_line(trade))
 
-    def record_shadow(self, trade: Trade) -> None:
-        self.shadow_rows.append(self._outcome(trade))
+    def record_shadow(self, trade: ClosedTrade) -> None:
+        self.engine.outbox.shadow_trade(trade, self.text)
         self.engine.stats.shadow_trades += 1
-
-    def _outcome(self, trade: Trade) -> Row:
-        text = self.text
-        return (
-            trade.symbol, trade.timeframe, trade.direction, trade.confidence,
-            text(trade.entry_ms), text(trade.exit_ms), trade.entry_price, trade.exit_price,
-            trade.quantity, trade.pnl, trade.pnl_percent, trade.fees, trade.outcome,
-            trade.reason,
-        )  # fmt: skip
 
     def end_minute(self, now: int) -> None:
         """``TradingEngine.end_minute`` (no retrains can be queued on this path)."""
@@ -411,14 +367,14 @@ class _Walk:
                 self.last_equity = None
         if (
             real.blocked_day is not None
-            and real.blocked(now)
+            and real.limits.blocked(now)
             and engine.stats.daily_loss_day != now // DAY_MS
         ):
             self._by_engine(lambda: engine.check_daily_loss(now))
-        if now % _EQUITY_EVERY == 0:
-            self.equity_rows.append(
-                (engine.run_id, self.text(now), real.equity(), engine.drawdown.drawdown_percent)
-            )  # real.equity() again: a rare event above may have moved the books
+        if now % _EQUITY_EVERY == 0:  # real.equity() again: a rare event may have moved the books
+            engine.outbox.equity(
+                engine.run_id, now, real.equity(), engine.drawdown.drawdown_percent, self.text
+            )
 
     def _by_engine(self, call: Callable[[], None]) -> None:
         """Let the engine's own code handle a rare event, on the brokers' objects."""

@@ -1,62 +1,36 @@
-"""The paper broker's book for block replay: ``PaperBroker``'s arithmetic on plain lists.
+"""The paper broker's book for block replay: ``PaperBroker``'s rules, driven a block at a time.
 
-Why a second implementation: in a replay the shadow book opens and closes a position nearly
-every minute, and ``PaperBroker``'s frozen ``Position``/``ClosedTrade`` objects, validation and
-log-line building cost ~25 us a minute, more than the whole budget of a 50,000 candles/s replay.
-This class runs the same rules (``paper`` mode, reversal on, no fill hook) with every float
-operation in the same order as ``PaperBroker``, ``PositionBook`` and ``Position``, so that a
-block replay's trades equal the event path's to the last bit; the equality is tested on whole
-backtests (``tests/engine/replay/test_block_equality.py``). ``PaperBroker`` stays the reference and
-the state: ``FastBook(broker)`` takes its state over, ``save()`` hands it back, so checkpoints,
-resumes and the rare events handled by the engine itself (rollback, alerts) see one broker.
+Why a second driver: in a replay the shadow book opens and closes a position nearly every
+minute, and going through ``PaperBroker.on_candle``/``on_signal`` means a ``Candle`` and a
+``Signal`` per event, fill requests, validation and log-line building, more than the whole
+budget of a 50,000 candles/s replay. This class keeps the state a block changes (cash, the open
+positions) in plain attributes and a plain dict, and calls the rules themselves: the fill
+arithmetic (``trading.fills``), ``Position.exit_reference`` and ``Position.close`` (exits and
+P&L), ``PaperBroker.requested_notional`` (sizing) and the broker's own ``RiskLimits`` (the daily
+loss limit, entry caps), so a block replay's trades equal the event path's to the last bit; the
+equality is tested on whole backtests (``tests/engine/replay/test_block_equality.py``).
 
-An open position is a list ``[id, symbol, timeframe, sign, quantity, entry_price, entry_ms,
-stop_price, fees_paid, confidence, horizon_ms]``; a closed trade a ``Trade`` tuple.
+``PaperBroker`` stays the reference and the state: ``FastBook(broker)`` takes its cash and
+positions over, ``save()`` hands them back, so checkpoints, resumes and the rare events handled
+by the engine itself (rollback, alerts) see one broker. The risk limits and position ids are
+never copied: the book updates the broker's ``RiskLimits`` and ``PositionBook`` numbering as it
+goes. Only ``paper`` mode with reversal and no fill hook (a hook could refuse any fill).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, NamedTuple
-
-from candlewise.risk.limits import DAY_MS, LIMIT_EPSILON
-from candlewise.trading.paper_broker import QUANTITY_DECIMALS, PaperBroker
-from candlewise.trading.positions import Position
-
-_SCALE = 10**QUANTITY_DECIMALS
-
-
-class Trade(NamedTuple):
-    """A closed position (the columns of ``trade_outcomes``, times in ms)."""
-
-    position_id: int
-    symbol: str
-    timeframe: str
-    sign: int
-    confidence: float
-    entry_ms: int
-    exit_ms: int
-    entry_price: float
-    exit_price: float
-    quantity: float
-    pnl: float
-    pnl_percent: float
-    fees: float
-    outcome: str
-    reason: str
-
-    @property
-    def direction(self) -> str:
-        return "BUY" if self.sign == 1 else "SELL"
+from candlewise.risk.limits import DAY_MS
+from candlewise.trading.fills import entry_fill, exit_fill
+from candlewise.trading.paper_broker import PaperBroker
+from candlewise.trading.positions import ClosedTrade, ExitReason, Position
 
 
 class FastBook:
     """One paper account (cash, open positions, last prices, risk limits) during a block."""
 
     __slots__ = (
-        "blocked_day", "broker", "cash", "day", "day_start", "fee_rate", "halt_reason",
-        "limits", "loss_limit", "max_exposure", "max_position", "min_notional", "next_id",
-        "open", "poor", "prices", "seen", "slippage", "stop_loss",
+        "blocked_day", "book", "broker", "cash", "fee_rate", "halt_reason", "limits", "open",
+        "poor", "prices", "seen", "slippage", "stop_loss",
     )  # fmt: skip
 
     def __init__(self, broker: PaperBroker) -> None:
@@ -66,11 +40,9 @@ class FastBook:
         self.slippage = broker.config.slippage
         self.fee_rate = broker.config.fee_rate
         self.stop_loss = broker.risk.stop_loss
-        self.max_position = broker.risk.max_position_size_percent
-        self.max_exposure = broker.risk.max_total_exposure
         self.limits = broker.limits
-        self.min_notional = broker.limits.min_notional
-        self.loss_limit = broker.risk.daily_loss_limit - LIMIT_EPSILON
+        self.book = broker.book
+        """The broker's ``PositionBook``: it numbers the positions, and gets them back on save."""
         self.load()
 
     def load(self) -> None:
@@ -79,48 +51,33 @@ class FastBook:
         self.cash = broker.cash
         self.prices = broker.last_prices  # the same dict: updated in place
         self.halt_reason = broker.halt_reason
-        self.next_id = broker.book._next_id
-        self.open: dict[tuple[str, str], list[Any]] = {
-            key: _as_list(p) for key, p in broker.book._open.items()
-        }
-        limits = self.limits
-        self.day = limits._day
-        self.day_start = limits._day_start_equity
-        self.blocked_day = limits._blocked_day
+        self.blocked_day = self.limits.blocked_day
+        """``RiskLimits.blocked_day`` as of the last call that may change it (the minute loop
+        reads it every minute)."""
+        self.open: dict[tuple[str, str], Position] = {p.key: p for p in self.book}
         self.seen: tuple[int, float] | None = None
         """(day, equity) of the last ``observe``: observing them again changes nothing."""
         self.poor: tuple[int, float] | None = None
-        """(day, cash) of the last entry refused below the minimum order on a flat book."""
+        """(day, cash) of the last entry refused on a flat book: with the same cash on the same
+        day, the limits refuse it again (a block latch stays for the day, sizes depend on cash
+        alone), so ``on_signal`` may be skipped."""
 
     def save(self) -> None:
         """Hand the state back to the broker (before a checkpoint or an engine call)."""
-        broker = self.broker
-        broker.cash = self.cash
-        broker.book._next_id = self.next_id
-        broker.book._open = {key: _as_position(p) for key, p in self.open.items()}
-        limits = self.limits
-        limits._day = self.day
-        limits._day_start_equity = self.day_start
-        limits._blocked_day = self.blocked_day
+        self.broker.cash = self.cash
+        self.book.replace(self.open.values())
 
     def observe(self, equity: float, at_ms: int) -> None:
-        """``RiskLimits.observe``: roll the UTC day, latch the daily loss."""
-        day = at_ms // DAY_MS
-        seen = (day, equity)
-        if seen == self.seen:
-            return  # same day, same equity: the same roll and latch as last time
-        self.seen = seen
-        current = self.day
-        if current is None or day > current:
-            self.day = current = day
-            self.day_start = equity
-        start = self.day_start
-        loss = (start - equity) / start if start > 0 else 0.0
-        if loss >= self.loss_limit:
-            self.blocked_day = current
+        """``RiskLimits.observe``, skipped when (day, equity) are those of the last call."""
+        seen = (at_ms // DAY_MS, equity)
+        if seen != self.seen:
+            self.seen = seen
+            limits = self.limits
+            limits.observe(equity, at_ms)
+            self.blocked_day = limits.blocked_day
 
     def blocked(self, at_ms: int) -> bool:
-        return self.blocked_day is not None and self.blocked_day == at_ms // DAY_MS
+        return self.limits.blocked(at_ms)
 
     # --- valuation: PositionBook.equity / exposure -----------------------------------------
 
@@ -128,55 +85,45 @@ class FastBook:
         prices = self.prices
         value = 0
         for p in self.open.values():
-            value += p[3] * p[4] * prices[p[1]]
+            value += p.market_value(prices[p.symbol])
         return self.cash + value
 
     def exposure(self) -> float:
         prices = self.prices
         value = 0
         for p in self.open.values():
-            value += p[4] * prices[p[1]]
+            value += p.quantity * prices[p.symbol]
         return value
 
     # --- events: PaperBroker.on_candle / on_signal -----------------------------------------
 
     def on_candle(
         self, symbol: str, open_ms: int, close_ms: int, o: float, h: float, lo: float, c: float
-    ) -> list[Trade]:
-        """Mark ``symbol`` to the 1m close and run its exits (stop first, then horizon)."""
+    ) -> list[ClosedTrade]:
+        """Mark ``symbol`` to the 1m close and run its exits (``Position.exit_reference``)."""
         self.prices[symbol] = c
-        closed: list[Trade] = []
+        closed: list[ClosedTrade] = []
         if self.open:
             for p in list(self.open.values()):
-                if p[1] != symbol:
+                if p.symbol != symbol:
                     continue
-                price = None
-                reason = "stop_loss"
-                if open_ms >= p[6]:
-                    stop = p[7]
-                    if p[3] == 1:
-                        if lo <= stop:
-                            price = min(o, stop)
-                    elif h >= stop:
-                        price = max(o, stop)
-                if price is None and close_ms >= p[10]:
-                    price, reason = c, "horizon"
-                if price is not None:
-                    closed.append(self._close(p, price, close_ms, reason))
+                found = p.exit_reference(open_ms, close_ms, o, h, lo, c)
+                if found is not None:
+                    closed.append(self._close(p, found[0], close_ms, found[1]))
         self.observe(self.equity(), close_ms)
         return closed
 
     def on_signal(
         self, symbol: str, timeframe: str, tf_ms: int, at_ms: int, buy: bool, confidence: float,
         price: float,
-    ) -> tuple[list[Any] | None, Trade | None]:  # fmt: skip
+    ) -> tuple[Position | None, ClosedTrade | None]:  # fmt: skip
         """The opened position and the trade an opposite signal closed (either may be None)."""
         self.prices[symbol] = price
         sign = 1 if buy else -1
         current = self.open.get((symbol, timeframe))
         closed = None
         if current is not None:
-            if current[3] == sign:
+            if current.sign == sign:
                 return None, None
             closed = self._close(current, price, at_ms, "opposite_signal")
         if self.halt_reason is not None:
@@ -186,81 +133,36 @@ class FastBook:
     def _enter(
         self, symbol: str, timeframe: str, tf_ms: int, at_ms: int, sign: int, confidence: float,
         price: float,
-    ) -> list[Any] | None:  # fmt: skip
-        """``PaperBroker._enter`` + ``RiskLimits.check_entry`` + ``PaperBroker._open``."""
+    ) -> Position | None:  # fmt: skip
+        """``PaperBroker._enter`` and ``_open``, on this book's cash and positions."""
         if self.poor is not None and not self.open and self.poor == (at_ms // DAY_MS, self.cash):
-            return None  # refused below the minimum order with this cash today already
-        prices = self.prices
-        value = gross = 0  # PositionBook.market_value and .exposure, same order of sums
-        for p in self.open.values():
-            price_now = prices[p[1]]
-            value += p[3] * p[4] * price_now
-            gross += p[4] * price_now
-        equity = self.cash + value
-        requested = self.max_position * equity
-        self.observe(equity, at_ms)
-        if equity <= 0 or self.blocked(at_ms):
-            return None
-        size_cap = self.max_position * equity
-        room = self.max_exposure * equity - gross
-        notional = min(requested, size_cap, room)
-        if notional < self.min_notional:
+            return None  # refused on a flat book with this cash today already
+        equity = self.equity()
+        notional = self.limits.admit(
+            equity=equity,
+            exposure=self.exposure(),
+            requested_notional=self.broker.requested_notional(equity),
+            at_ms=at_ms,
+        )
+        self.seen = (at_ms // DAY_MS, equity)  # ``admit`` observed it
+        self.blocked_day = self.limits.blocked_day
+        if notional is None:
             if not self.open:
                 self.poor = (at_ms // DAY_MS, self.cash)
             return None
-        slip = self.slippage
-        fill = price * (1 + slip) if sign == 1 else price * (1 - slip)
-        quantity = math.floor(notional / fill * _SCALE + 1e-6) / _SCALE
-        if quantity <= 0:
+        fill = entry_fill(price, sign, notional, self.slippage, self.fee_rate, self.stop_loss)
+        if fill is None:
             return None
-        fee = quantity * fill * self.fee_rate
-        stop = fill * (1 - self.stop_loss if sign == 1 else 1 + self.stop_loss)
-        pid = self.next_id
-        self.next_id = pid + 1
-        position = [
-            pid, symbol, timeframe, sign, quantity, fill, at_ms, stop, fee, confidence,
-            at_ms + tf_ms,
-        ]  # fmt: skip
+        position = fill.position(
+            self.book.allocate_id(), symbol, timeframe, at_ms, at_ms + tf_ms, confidence
+        )
         self.open[(symbol, timeframe)] = position
-        self.cash -= sign * quantity * fill + fee
+        self.cash -= fill.cost
         return position
 
-    def _close(self, p: list[Any], price: float, at_ms: int, reason: str) -> Trade:
-        """``PaperBroker._close`` + ``Position.close``."""
-        sign, quantity, entry = p[3], p[4], p[5]
-        slip = self.slippage
-        fill = price * (1 - slip) if sign == 1 else price * (1 + slip)
-        fee = quantity * fill * self.fee_rate
-        del self.open[(p[1], p[2])]
-        self.cash += sign * quantity * fill - fee
-        fees = p[8] + fee
-        pnl = sign * (fill - entry) * quantity - fees
-        return Trade(
-            p[0], p[1], p[2], sign, p[9], p[6], at_ms, entry, fill, quantity, pnl,
-            pnl / (quantity * entry) * 100.0, fees, "WIN" if pnl > 0 else "LOSS", reason,
-        )  # fmt: skip
-
-
-def _as_list(p: Position) -> list[Any]:
-    return [
-        p.id, p.symbol, p.timeframe, p.sign, p.quantity, p.entry_price, p.entry_time_ms,
-        p.stop_price, p.fees_paid, p.confidence, p.horizon_ms,
-    ]  # fmt: skip
-
-
-def _as_position(p: list[Any]) -> Position:
-    long = p[3] == 1
-    return Position(
-        id=p[0],
-        symbol=p[1],
-        timeframe=p[2],
-        side="long" if long else "short",
-        quantity=p[4],
-        entry_price=p[5],
-        entry_time_ms=p[6],
-        stop_price=p[7],
-        fees_paid=p[8],
-        confidence=p[9],
-        predicted_direction="BUY" if long else "SELL",
-        horizon_ms=p[10],
-    )
+    def _close(self, p: Position, price: float, at_ms: int, reason: ExitReason) -> ClosedTrade:
+        """``PaperBroker._close`` on this book's cash and positions."""
+        fill = exit_fill(price, p.sign, p.quantity, self.slippage, self.fee_rate)
+        del self.open[(p.symbol, p.timeframe)]
+        self.cash += fill.proceeds
+        return p.close(fill.price, at_ms, fill.fee, reason)
