@@ -95,6 +95,11 @@ class EngineStats:
     confidence: dict[str, float] = field(default_factory=dict)
     """Each symbol's last aggregated confidence (metrics endpoint)."""
 
+    def count_transition(self, symbol: str) -> None:
+        """A mode transition of ``symbol`` (both drivers count them here)."""
+        self.transitions += 1
+        self.transitions_by_symbol[symbol] = self.transitions_by_symbol.get(symbol, 0) + 1
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         """A snapshot from an older version lacks the newer counters: they start at zero."""
         self.__dict__.update({f.name: _default(f) for f in fields(self)} | state)
@@ -144,6 +149,11 @@ class TradingEngine:
         self.alert = alert
         self._cost = round_trip_cost(cfg.paper.fee_rate, cfg.paper.slippage)
         """Where alerts go (a deployment's dispatcher); the log always gets them."""
+
+    @property
+    def flavour(self) -> str:
+        """``live`` or ``paper``: how the ``TRADING MODE`` lines name the orders."""
+        return self._flavour
 
     # --- events --------------------------------------------------------------------------------
 
@@ -210,9 +220,7 @@ class TradingEngine:
             signal.symbol, signal.confidence, signal.timestamp, calibrated=signal.calibrated
         )
         if transition is not None:
-            self.stats.transitions += 1
-            by_symbol = self.stats.transitions_by_symbol
-            by_symbol[signal.symbol] = by_symbol.get(signal.symbol, 0) + 1
+            self.stats.count_transition(signal.symbol)
             self.outbox.transition(transition)
             log.info("%s", format_transition(transition, signal.timeframe))
         self.stats.confidence[signal.symbol] = signal.confidence

@@ -48,11 +48,31 @@ class ModeTransition:
 
 
 @dataclass(slots=True)
-class _SymbolState:
+class SymbolState:
+    """One symbol's mode; a driver that walks many signals holds it between ``ModeMachine``
+    calls (``state_at``, ``move``) instead of looking the symbol up for each."""
+
     mode: Mode
     since_ms: int
     """Time of the last transition, or of the first observation when there was none."""
     last_ms: int
+
+
+_SymbolState = SymbolState
+"""The name checkpoints written before ``SymbolState`` was public refer to."""
+
+
+def next_mode(
+    mode: Mode, confidence: float, calibrated: bool, threshold: float, exit_below: float
+) -> Mode | None:
+    """The mode a signal moves a symbol to, None when the mode holds: the hysteresis rule.
+
+    On plain values (no lookup, no validation) because the block replay applies it to every
+    signal of its minute loop; ``ModeMachine.observe`` applies the same function.
+    """
+    if mode is Mode.LEARNING:
+        return Mode.TRADING if calibrated and confidence >= threshold else None
+    return Mode.LEARNING if confidence < exit_below else None
 
 
 class ModeMachine:
@@ -70,7 +90,7 @@ class ModeMachine:
         # Rounded so that 0.80 - 0.05 is exactly 0.75, not 0.7500000000000001 or 0.7499999...:
         # the exit bound the user configured, not an artefact of binary floats.
         self.exit_below = round(threshold - hysteresis, 12)
-        self._states: dict[str, _SymbolState] = {}
+        self._states: dict[str, SymbolState] = {}
 
     @classmethod
     def from_config(cls, confidence: ConfidenceConfig) -> ModeMachine:
@@ -84,34 +104,56 @@ class ModeMachine:
         if not (isinstance(confidence, int | float) and 0.0 <= confidence <= 1.0):
             raise ValueError(f"confidence must be in [0, 1], got {confidence!r}")
         state = self._states.get(symbol)
-        if state is None:
-            state = self._states[symbol] = _SymbolState(Mode.LEARNING, at_ms, at_ms)
-        elif at_ms < state.last_ms:
+        if state is not None and at_ms < state.last_ms:
             raise ValueError(
                 f"{symbol}: event time went backwards ({at_ms} < {state.last_ms}); "
                 "signals must be observed in event order"
             )
-        state.last_ms = at_ms
+        state = self.state_at(symbol, at_ms)
+        new = next_mode(state.mode, confidence, calibrated, self.threshold, self.exit_below)
+        if new is None:
+            return None
+        return self.move(symbol, state, new, confidence, calibrated, at_ms)
 
-        if state.mode is Mode.LEARNING:
-            if not calibrated or confidence < self.threshold:
-                return None
-            new = Mode.TRADING
-            reason = f"confidence {_pct(confidence)} >= threshold {_pct(self.threshold)}"
-        else:
-            if confidence >= self.exit_below:
-                return None
-            new = Mode.LEARNING
-            reason = (
-                f"confidence {_pct(confidence)} < {_pct(self.exit_below)} "
-                f"(threshold {_pct(self.threshold)} - hysteresis {_pct(self.hysteresis)})"
-            )
-            if not calibrated:
-                reason += ", uncalibrated"
-        transition = ModeTransition(symbol, state.mode, new, confidence, reason, at_ms)
+    def state_at(self, symbol: str, at_ms: int) -> SymbolState:
+        """The symbol's state for signals at ``at_ms`` (trusted to be in event order); the first
+        observation of a symbol starts it in LEARNING."""
+        state = self._states.get(symbol)
+        if state is None:
+            state = self._states[symbol] = SymbolState(Mode.LEARNING, at_ms, at_ms)
+        state.last_ms = at_ms
+        return state
+
+    def move(
+        self,
+        symbol: str,
+        state: SymbolState,
+        new: Mode,
+        confidence: float,
+        calibrated: bool,
+        at_ms: int,
+    ) -> ModeTransition:
+        """Put ``state`` (``symbol``'s) in the mode ``next_mode`` chose; the transition says why."""
+        transition = ModeTransition(
+            symbol, state.mode, new, confidence, self.reason(new, confidence, calibrated), at_ms
+        )
         state.mode = new
         state.since_ms = at_ms
         return transition
+
+    def reason(self, new: Mode, confidence: float, calibrated: bool) -> str:
+        """Why a signal of ``confidence`` moved a symbol to ``new`` (``learning_states.reason``)."""
+        if new is Mode.TRADING:
+            return f"confidence {pct(confidence)} >= threshold {pct(self.threshold)}"
+        reason = (
+            f"confidence {pct(confidence)} < {pct(self.exit_below)} "
+            f"(threshold {pct(self.threshold)} - hysteresis {pct(self.hysteresis)})"
+        )
+        return reason if calibrated else reason + ", uncalibrated"
+
+    def state(self, symbol: str) -> SymbolState | None:
+        """The symbol's state, None if never observed (a driver may hold it, see ``state_at``)."""
+        return self._states.get(symbol)
 
     def mode(self, symbol: str) -> Mode:
         """Current mode; a symbol never observed is in LEARNING."""
@@ -129,7 +171,7 @@ class ModeMachine:
 
     def restore(self, symbol: str, mode: Mode | str, since_ms: int) -> None:
         """Re-establish a stored mode after a restart, so a crash does not reset it."""
-        self._states[symbol] = _SymbolState(Mode(mode), since_ms, since_ms)
+        self._states[symbol] = SymbolState(Mode(mode), since_ms, since_ms)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -163,7 +205,7 @@ def format_transition(t: ModeTransition, timeframe: str) -> str:
     mark = "✓" if t.mode is Mode.TRADING else "⚠"
     return (
         f"{mark} [{t.symbol} @ {timeframe}] Transitioned to {t.mode.value} mode "
-        f"(confidence: {_pct(t.confidence)})"
+        f"(confidence: {pct(t.confidence)})"
     )
 
 
@@ -171,11 +213,14 @@ def format_trading_signal(signal: Signal, live_or_paper: Literal["live", "paper"
     """The guide's line ``[BTC/USDT] TRADING MODE: BUY @ 82.45% (live)``."""
     if live_or_paper not in ("live", "paper"):
         raise ValueError(f"live_or_paper must be 'live' or 'paper', got {live_or_paper!r}")
-    return (
-        f"[{signal.symbol}] TRADING MODE: {signal.direction} @ "
-        f"{_pct(signal.confidence)} ({live_or_paper})"
-    )
+    return trading_line(signal.symbol, signal.direction, signal.confidence, live_or_paper)
 
 
-def _pct(x: float) -> str:
+def trading_line(symbol: str, direction: str, confidence: float, flavour: str) -> str:
+    """``format_trading_signal`` on plain values (the block replay has no ``Signal`` object)."""
+    return f"[{symbol}] TRADING MODE: {direction} @ {pct(confidence)} ({flavour})"
+
+
+def pct(x: float) -> str:
+    """A probability as the guide's logs show it, ``83.45%``."""
     return f"{x * 100:.2f}%"

@@ -131,16 +131,25 @@ class RetrainPolicy:
     ) -> TriggerDecision | None:
         """A signal at this model's event timeframe, in ``mode`` (after the mode update)."""
         key = _key(symbol, tf)
-        if Mode(mode) is Mode.TRADING:
-            self._learning_streak[key] = 0
-            return None
-        streak = self._learning_streak[key] = self._learning_streak.get(key, 0) + 1
-        if not (self.automatic and streak >= self.config.patience):
+        trading = Mode(mode) is Mode.TRADING
+        streak = self.count_signal(key, trading)
+        if trading or not (self.automatic and streak >= self.config.patience):
             return None
         decision = self._trigger(symbol, tf, RetrainReason.LOW_CONFIDENCE, at_ms)
         if decision.outcome is not Outcome.COOLDOWN:
             self._learning_streak[key] = 0
         return decision
+
+    def count_signal(self, key: ModelKey, trading: bool) -> int:
+        """The ``low_confidence`` streak rule alone: a TRADING signal resets the model's count,
+        a LEARNING one adds to it; returns the new count. ``on_signal`` triggers on it; the
+        block replay (which never retrains automatically) calls it for each signal, so the
+        counts a checkpoint holds are the same whichever path ran. ``key`` is not validated."""
+        if trading:
+            self._learning_streak[key] = 0
+            return 0
+        streak = self._learning_streak[key] = self._learning_streak.get(key, 0) + 1
+        return streak
 
     def request_manual(self, symbol: str, tf: str, at_ms: int) -> TriggerDecision:
         """An operator's request: queued even during a cooldown (merged if already queued)."""

@@ -26,6 +26,7 @@ from candlewise.models.bounded_minimize import minimize_bounded
 T_MIN = 0.05
 T_MAX = 20.0
 EPS = 1e-12
+_ONE_MINUS_EPS = 1.0 - EPS
 
 
 def _as_xy(a: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -210,16 +211,8 @@ class PlattCalibrator:
         return sigmoid(self.a * logit(p) + self.b)
 
     def apply_one(self, p: float) -> float:
-        """Scalar fast path for the live signal (no numpy array round trip).
-
-        ``replay.block_engine`` inlines these lines in its minute loop (a call there cost a
-        tenth of the loop); change both together (``tests/replay`` compares the two paths)."""
-        p = min(max(float(p), EPS), 1.0 - EPS)
-        z = self.a * (math.log(p) - math.log1p(-p)) + self.b
-        if z >= 0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1.0 + e)
+        """Scalar fast path for the live signal (no numpy array round trip)."""
+        return platt_one(self.a, self.b, float(p))
 
     def to_dict(self) -> dict[str, float]:
         return {"a": self.a, "b": self.b}
@@ -227,3 +220,18 @@ class PlattCalibrator:
     @classmethod
     def from_dict(cls, data: dict[str, float]) -> PlattCalibrator:
         return cls(a=float(data["a"]), b=float(data["b"]))
+
+
+def platt_one(a: float, b: float, p: float) -> float:
+    """``sigmoid(a * logit(p) + b)`` of one float: the calibration rule of every scalar caller.
+
+    On plain floats because the block replay calls it for every signal of a minute loop, where
+    an object's method and numpy's scalars cost more than the arithmetic; ``PlattCalibrator``
+    calls it too, so the live signal and the replay share one definition.
+    """
+    p = min(max(p, EPS), _ONE_MINUS_EPS)
+    z = a * (math.log(p) - math.log1p(-p)) + b
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
