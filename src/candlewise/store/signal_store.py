@@ -8,8 +8,12 @@ the caller's transaction, so a signal and what it led to are stored together or 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import repeat
+from typing import NamedTuple
 
-from sqlalchemy import Connection, insert
+import numpy as np
+from numpy.typing import ArrayLike
+from sqlalchemy import Connection, Table, insert
 
 from candlewise.core.timestamps import ms_to_text
 from candlewise.signals.aggregate import Signal, TimeframePrediction
@@ -17,36 +21,74 @@ from candlewise.store.tables import confidence_history, timeframe_predictions
 
 
 def record_predictions(conn: Connection, predictions: Iterable[TimeframePrediction]) -> int:
-    rows = [prediction_row(p) for p in predictions]
+    rows = [_named(timeframe_predictions, prediction_row(p)) for p in predictions]
     if rows:
         conn.execute(insert(timeframe_predictions), rows)
     return len(rows)
 
 
 def record_signals(conn: Connection, signals: Iterable[Signal], mode: str | None = None) -> int:
-    rows = [signal_row(s, mode) for s in signals]
+    rows = [_named(confidence_history, signal_row(s, mode)) for s in signals]
     if rows:
         conn.execute(insert(confidence_history), rows)
     return len(rows)
 
 
-def prediction_row(p: TimeframePrediction) -> dict[str, object]:
-    return {
-        "symbol": p.symbol,
-        "timeframe": p.timeframe,
-        "timestamp": ms_to_text(p.made_at),
-        "p_up": p.p_up,
-        "confidence": p.confidence,
-        "direction": p.direction,
-        "model_version": p.model_version,
-    }
+class PredictionRow(NamedTuple):
+    """A ``timeframe_predictions`` row, its fields in column order (inserted as it is)."""
+
+    symbol: str
+    timeframe: str
+    timestamp: str
+    p_up: float
+    confidence: float
+    direction: str
+    model_version: int | None
 
 
-def signal_row(s: Signal, mode: str | None) -> dict[str, object]:
-    return {
-        "symbol": s.symbol,
-        "timestamp": ms_to_text(s.timestamp),
-        "confidence_score": s.confidence,
-        "direction": s.direction,
-        "mode": mode,
-    }
+class SignalRow(NamedTuple):
+    """A ``confidence_history`` row, its fields in column order (inserted as it is)."""
+
+    symbol: str
+    timestamp: str
+    confidence_score: float
+    direction: str
+    mode: str | None
+
+
+_DIRECTIONS = np.array(["SELL", "BUY"], dtype=object)
+
+
+def prediction_rows(
+    symbol: str,
+    timeframe: str,
+    timestamps: Iterable[str],
+    p_up: ArrayLike,
+    model_version: int | None,
+) -> list[PredictionRow]:
+    """The one builder of ``timeframe_predictions`` rows, for the event path (one at a time)
+    and the block replay (a block's closes at once): direction and confidence of each ``p_up``
+    as ``TimeframePrediction`` has them (``1.0 - p`` rounds the same in numpy). Column-wise and
+    without the record's Python-level constructor: a block replay stores one or more a minute."""
+    p = np.asarray(p_up, dtype=np.float64)
+    up = p >= 0.5
+    columns = (
+        repeat(symbol), repeat(timeframe), timestamps, p.tolist(),
+        np.where(up, p, 1.0 - p).tolist(), _DIRECTIONS[up.view(np.uint8)].tolist(),
+        repeat(model_version),
+    )  # fmt: skip
+    return list(map(tuple.__new__, repeat(PredictionRow), zip(*columns, strict=False)))  # repeat()s
+
+
+def prediction_row(p: TimeframePrediction) -> PredictionRow:
+    texts = (ms_to_text(p.made_at),)
+    return prediction_rows(p.symbol, p.timeframe, texts, (p.p_up,), p.model_version)[0]
+
+
+def signal_row(s: Signal, mode: str | None) -> SignalRow:
+    return SignalRow(s.symbol, ms_to_text(s.timestamp), s.confidence, s.direction, mode)
+
+
+def _named(table: Table, row: tuple[object, ...]) -> dict[str, object]:
+    """A record as ``insert(table)``'s parameters (its fields are the columns but ``id``)."""
+    return dict(zip([c.name for c in table.columns if c.name != "id"], row, strict=True))

@@ -43,14 +43,20 @@ TIGHT_RISK = (
 )
 
 
-def _backtest(folder: Path, config: str, days: str, monkeypatch, capsys, *extra: str) -> str:
+def _backtest(
+    folder: Path, config: str, days: str, monkeypatch, capsys, *extra: str,
+    seed: str = "5", warmup: str = "12",
+) -> str:  # fmt: skip
     folder.mkdir()
     monkeypatch.chdir(folder)
     (folder / "config.yaml").write_text(config)
-    argv = ["backtest", "--days", days, "--seed", "5", "--warmup-days", "12", "--no-retrain",
+    argv = ["backtest", "--days", days, "--seed", seed, "--warmup-days", warmup, "--no-retrain",
             "--db", "run.db", *extra]  # fmt: skip
     assert run(argv) == 0
     return capsys.readouterr().out
+
+
+_LOG = "production_deployment.log"
 
 
 def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -78,9 +84,16 @@ def _ledger(out: str) -> str:
     return found.group(1)
 
 
-def _compare(tmp_path: Path, config: str, days: str, monkeypatch, capsys) -> tuple[str, dict]:
-    block_out = _backtest(tmp_path / "block", config, days, monkeypatch, capsys)
-    event_out = _backtest(tmp_path / "event", config, days, monkeypatch, capsys, "--event-path")
+def _compare(
+    tmp_path: Path, config: str, days: str, monkeypatch, capsys, **run: str
+) -> tuple[str, dict]:
+    """Run the backtest both ways (``run``: ``seed``, ``warmup``); assert the same ledger,
+    rows and log lines; return the block run's output and rows."""
+    block_out = _backtest(tmp_path / "block", config, days, monkeypatch, capsys, **run)
+    event_out = _backtest(
+        tmp_path / "event", config, days, monkeypatch, capsys, "--event-path", **run
+    )
+    assert "Replay path: block" in (tmp_path / "block" / "logs" / _LOG).read_text()
     assert _ledger(block_out) == _ledger(event_out)
     block, event = _rows(tmp_path / "block" / "run.db"), _rows(tmp_path / "event" / "run.db")
     for table in TABLES:

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
-from math import exp, log, log1p
+from typing import Any
 
 import numpy as np
 
-from candlewise.core.timeframes import MINUTE_MS, TIMEFRAME_MS
+from candlewise.core.timeframes import MINUTE_MS, TIMEFRAME_MS, TIMEFRAMES
 from candlewise.core.timestamps import minute_texts, ms_to_text
 from candlewise.engine.replay.block_aggregation import SymbolBlock
 from candlewise.engine.replay.block_signals import (
@@ -43,39 +43,26 @@ from candlewise.engine.replay.block_signals import (
     mix,
     predict_keys,
 )
+from candlewise.engine.replay.block_support import eligibility
 from candlewise.engine.replay.fast_book import FastBook
 from candlewise.engine.trading_engine import EQUITY_SAMPLE_MINUTES, TradingEngine
 from candlewise.engine.trading_engine import log as engine_log
 from candlewise.learning.modes import (
     Mode,
     ModeTransition,
-    _pct,
-    _SymbolState,
+    SymbolState,
     format_transition,
+    next_mode,
+    trading_line,
 )
-from candlewise.models.calibration import EPS, PlattCalibrator
+from candlewise.models.calibration import PlattCalibrator, platt_one
 from candlewise.risk.limits import DAY_MS
+from candlewise.store.signal_store import PredictionRow, SignalRow, prediction_rows
 from candlewise.store.tables import confidence_history, timeframe_predictions
 from candlewise.system.logging_setup import info_lines
 from candlewise.trading.positions import ClosedTrade, closed_line, executed_line
-from candlewise.training.retrain_worker import InlineRetrainer
 
 _EQUITY_EVERY = EQUITY_SAMPLE_MINUTES * MINUTE_MS
-_ONE_MINUS_EPS = 1.0 - EPS
-
-
-def eligibility(engine: TradingEngine) -> str | None:
-    """Why ``engine`` cannot run blocks (None: it can)."""
-    if engine.retraining:
-        return "automatic retraining is on"
-    if not isinstance(engine.retrainer, InlineRetrainer) or engine.policy.pending():
-        return "retrains are queued or run in a worker"
-    if engine.cfg.risk.min_edge_over_costs > 0:
-        return "risk.min_edge_over_costs is on"
-    for broker in (engine.broker, engine.shadow):
-        if broker.mode != "paper" or not broker.reverse or broker.fill_hook is not None:
-            return "the broker is not a plain paper broker"
-    return None
 
 
 class BlockReplay:
@@ -128,12 +115,29 @@ class _Walk:
         rows = engine.outbox.rows
         self.signal_rows = rows[confidence_history]
         self.prediction_rows = rows[timeframe_predictions]
+        predictor = engine.predictor
+        self.calibrators = predictor.aggregator.calibrators()
+        calibrators = self.calibrators
+        self.platt = {k: (c.a, c.b) for k, c in calibrators.items() if type(c) is PlattCalibrator}
+        self.weighted = {tf for tf, w in predictor.weights.items() if w > 0.0}
+        self.minute_index = {t: i for i, t in enumerate(times.tolist())}
+        modes = engine.modes
+        self.states: dict[str, SymbolState] = {
+            symbol: state for symbol in mixes if (state := modes.state(symbol)) is not None
+        }
+        """The ``ModeMachine``'s state of each symbol observed so far (held, not looked up)."""
+        self.ordering = engine.cfg.live_trading.enabled
+        self.last_signal: dict[str, int] = {}
+        """Each symbol's last signal time in this block (``SymbolState.last_ms`` at its end)."""
 
     def text(self, ms: int) -> str:
         found = self.texts.get(ms)
         return found if found is not None else ms_to_text(ms)
 
     def finish(self) -> None:
+        modes = self.engine.modes
+        for symbol, at_ms in self.last_signal.items():
+            modes.state_at(symbol, at_ms)  # the time of the symbol's last signal, as observe
         self.real.save()
         self.shadow.save()
         self.flush_lines()
@@ -146,34 +150,16 @@ class _Walk:
     def run(self, blocks: Sequence[SymbolBlock], candle_source: str | None) -> None:
         """``TradingEngine.on_candles`` for every minute of every symbol in event order (close
         time, then symbol order), ``end_minute`` at each minute's end."""
-        engine = self.engine
-        stats = engine.stats
-        predictor = engine.predictor
-        calibrators = predictor.aggregator.calibrators()
-        platt = {key: (c.a, c.b) for key, c in calibrators.items() if type(c) is PlattCalibrator}
-        weighted = {tf for tf, w in predictor.weights.items() if w > 0.0}
-        modes = engine.modes
-        states = modes._states
-        threshold, exit_below = modes.threshold, modes.exit_below
-        streaks = engine.policy._learning_streak
+        stats = self.engine.stats
         real, shadow = self.real, self.shadow
-        lines = self.lines
-        text = self.text
-        texts_get = self.texts.get
-        keys = self.keys
-        signal_rows, prediction_rows = self.signal_rows, self.prediction_rows
-        candle_rows = engine.outbox.candle_rows
-        trading_enabled = engine.cfg.live_trading.enabled
-        flavour = engine._flavour
-        position_mode = engine.cfg.live_trading.mode
-        cursor = {key: iter(kp.p_up) for key, kp in keys.items()}
-        versions = {key: kp.version for key, kp in keys.items()}
-        minute_index = {t: i for i, t in enumerate(self.times.tolist())}
+        texts_get, text = self.texts.get, self.text
+        candle_rows = self.engine.outbox.candle_rows
+        self.store_predictions(blocks)
+        signals, states = self.signal_step(), self.states
+        only_1m = ("1m",) if "1m" in self.weighted else ()
         trading_minutes = stats.trading_minutes
-        learning, trading = Mode.LEARNING, Mode.TRADING
         per = [(b.symbol, *(c.tolist() for c in b.minutes.columns()), b.closes) for b in blocks]
-        current = -1
-        day = -1
+        current = day = -1
         now_text = ""
         for si, row in _event_order(blocks):
             symbol, opens, o_, h_, l_, c_, v_, closes = per[si]
@@ -187,8 +173,7 @@ class _Walk:
                     or current % _EQUITY_EVERY == 0
                 ):  # otherwise end_minute would find nothing to do
                     self.end_minute(current)
-                current = now
-                day = now // DAY_MS
+                current, day = now, now // DAY_MS
                 now_text = texts_get(now) or text(now)
             stats.candles += 1
             o, h, lo, c = o_[row], h_[row], l_[row], c_[row]
@@ -198,18 +183,7 @@ class _Walk:
                      v_[row], candle_source)
                 )  # fmt: skip
             higher = closes.get(row)
-            if higher is None:
-                timeframes: Sequence[str] = _ONLY_1M
-            else:
-                timeframes = ["1m"]
-                for tf, b_open, b_o, b_h, b_l, b_c, b_v in higher:
-                    timeframes.append(tf)
-                    lines.append(f"[{symbol} @ {tf}] Candle closed: O={b_o:.2f} C={b_c:.2f}")
-                    if candle_source is not None:
-                        candle_rows.append(
-                            (symbol, tf, b_open, text(b_open), b_o, b_h, b_l, b_c, b_v,
-                             candle_source)
-                        )  # fmt: skip
+            events = only_1m if higher is None else self.close(symbol, higher, candle_source)
             if real.open:
                 for trade in real.on_candle(symbol, open_ms, now, o, h, lo, c):
                     self.record_trade(trade)
@@ -224,94 +198,125 @@ class _Walk:
                 shadow.prices[symbol] = c
                 if shadow.seen != (day, shadow.cash):
                     shadow.observe(shadow.cash, now)
-            events = []
-            for tf in timeframes:
-                key = (symbol, tf)
-                p = next(cursor[key])
-                if p == p:  # a prediction (NaN: none)
-                    prediction_rows.append(
-                        (symbol, tf, now_text, p, p if p >= 0.5 else 1.0 - p,
-                         "BUY" if p >= 0.5 else "SELL", versions[key])
-                    )  # fmt: skip
-                if tf in weighted:
-                    events.append(tf)
-            state = states.get(symbol)
             if events:
-                sym_mix = self.mixes[symbol]
-                k = minute_index[now]
-                raw = sym_mix.raw[k]
-                if raw == raw:  # some timeframe is fresh: one signal per event timeframe
-                    lines.append(f"[{symbol}] {sym_mix.used[k]} timeframe predictions aggregated")
-                    if state is None:  # ModeMachine.observe: first observation
-                        state = states[symbol] = _SymbolState(learning, now, now)
-                    for tf in events:
-                        calibrator = calibrators.get((symbol, tf))
-                        ab = platt.get((symbol, tf))
-                        if ab is not None:  # PlattCalibrator.apply_one, inlined (hot)
-                            q = min(max(raw, EPS), _ONE_MINUS_EPS)
-                            z = ab[0] * (log(q) - log1p(-q)) + ab[1]
-                            if z >= 0:
-                                p = 1.0 / (1.0 + exp(-z))
-                            else:
-                                e = exp(z)
-                                p = e / (1.0 + e)
-                        else:
-                            p = calibrator.apply_one(raw) if calibrator is not None else raw
-                        buy = p >= 0.5
-                        confidence = max(p, 1.0 - p)
-                        state.last_ms = now
-                        if state.mode is learning:
-                            if calibrator is not None and confidence >= threshold:
-                                self.transition(
-                                    state, symbol, tf, trading, confidence, now,
-                                    f"confidence {_pct(confidence)} >= threshold "
-                                    f"{_pct(threshold)}",
-                                )  # fmt: skip
-                        elif confidence < exit_below:
-                            reason = (
-                                f"confidence {_pct(confidence)} < {_pct(exit_below)} (threshold "
-                                f"{_pct(threshold)} - hysteresis {_pct(modes.hysteresis)})"
-                            )
-                            if calibrator is None:
-                                reason += ", uncalibrated"
-                            self.transition(state, symbol, tf, learning, confidence, now, reason)
-                        mode = state.mode
-                        key = (symbol, tf)  # RetrainPolicy.on_signal: the LEARNING streak
-                        if mode is trading:
-                            streaks[key] = 0
-                            mode_name = "TRADING"
-                        else:
-                            streaks[key] = streaks.get(key, 0) + 1
-                            mode_name = "LEARNING"
-                        if mode is not trading:
-                            if shadow.open or shadow.poor != (day, shadow.cash):
-                                _opened, closed_trade = shadow.on_signal(
-                                    symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, c
-                                )
-                                if closed_trade is not None:
-                                    self.record_shadow(closed_trade)
-                            # else: a flat book refused this cash today already (on_signal
-                            # would only set the price the candle set)
-                        elif trading_enabled and real.halt_reason is None:
-                            self.order(symbol, tf, now, buy, confidence, c, flavour, position_mode)
-                        signal_rows.append(
-                            (symbol, now_text, confidence, "BUY" if buy else "SELL", mode_name)
-                        )
-                    stats.signals += len(events)
-                    stats.confidence[symbol] = confidence
-            if state is not None and state.mode is trading:
+                signals(symbol, events, now, now_text, day, c)
+            state = states.get(symbol)
+            if state is not None and state.mode is _TRADING:
                 trading_minutes[symbol] = trading_minutes.get(symbol, 0) + 1
         if current >= 0:
             self.end_minute(current)
 
+    def close(
+        self, symbol: str, higher: Sequence[tuple[Any, ...]], candle_source: str | None
+    ) -> list[str]:
+        """The higher candles that closed with a minute: their log lines and rows; returns the
+        event timeframes among all that closed (1m first): those with a weight give a signal."""
+        weighted = self.weighted
+        events = ["1m"] if "1m" in weighted else []
+        lines, candle_rows, text = self.lines, self.engine.outbox.candle_rows, self.text
+        for tf, b_open, b_o, b_h, b_l, b_c, b_v in higher:
+            if tf in weighted:
+                events.append(tf)
+            lines.append(f"[{symbol} @ {tf}] Candle closed: O={b_o:.2f} C={b_c:.2f}")
+            if candle_source is not None:
+                candle_rows.append(
+                    (symbol, tf, b_open, text(b_open), b_o, b_h, b_l, b_c, b_v, candle_source)
+                )
+        return events
+
+    def store_predictions(self, blocks: Sequence[SymbolBlock]) -> None:
+        """Every prediction of the block as a ``timeframe_predictions`` row, in event order
+        (close time, symbol order, then timeframe order, 1m first). No decision of the walk
+        changes them, so they are built in one go, with the event path's row builder."""
+        rank = {b.symbol: i for i, b in enumerate(blocks)}
+        minutes = self.times
+        minute_texts = list(map(self.text, minutes.tolist()))
+        rows: list[PredictionRow] = []
+        times, ranks, tfs = [], [], []
+        for (symbol, tf), kp in self.keys.items():
+            p = np.asarray(kp.p_up, dtype=np.float64)
+            keep = ~np.isnan(p)
+            closes = (kp.bars.open_ms + TIMEFRAME_MS[tf])[keep]
+            at = np.searchsorted(minutes, closes)  # each close ends a minute of the block
+            texts = list(map(minute_texts.__getitem__, at.tolist()))
+            rows += prediction_rows(symbol, tf, texts, p[keep], kp.version)
+            times.append(closes)
+            ranks.append(np.full(closes.size, rank[symbol]))
+            tfs.append(np.full(closes.size, TIMEFRAMES.index(tf)))
+        if rows:
+            order = np.lexsort((np.concatenate(tfs), np.concatenate(ranks), np.concatenate(times)))
+            self.prediction_rows.extend(map(rows.__getitem__, order.tolist()))
+
+    def signal_step(self) -> Callable[[str, Sequence[str], int, str, int, float], None]:
+        """``(symbol, event timeframes, now, its text, UTC day, price)``: the signal of each
+        event timeframe, in order, through ``TradingEngine._on_signal``'s rules: the scalar
+        calibration, ``next_mode``, the policy's streak, then a shadow trade or an order.
+        A closure over the block's constants: the minute loop calls it every minute."""
+        engine, lines, mixes, index = self.engine, self.lines, self.mixes, self.minute_index
+        modes, count_signal, stats = engine.modes, engine.policy.count_signal, engine.stats
+        threshold, exit_below = modes.threshold, modes.exit_below
+        calibrators, platt, states = self.calibrators, self.platt, self.states
+        shadow, real, rows, ordering = self.shadow, self.real, self.signal_rows, self.ordering
+        transition, order, record_shadow = self.transition, self.order, self.record_shadow
+        last_signal, make = self.last_signal, tuple.__new__
+
+        def signals(
+            symbol: str, events: Sequence[str], now: int, text: str, day: int, c: float
+        ) -> None:
+            mixed = mixes[symbol]
+            k = index[now]
+            raw = mixed.raw[k]
+            if raw != raw:  # no timeframe is fresh: no signal
+                return
+            lines.append(f"[{symbol}] {mixed.used[k]} timeframe predictions aggregated")
+            state = states.get(symbol)
+            if state is None:  # the first observation (``finish`` brings last_ms up to date)
+                state = states[symbol] = modes.state_at(symbol, now)
+            confidence = raw
+            for tf in events:
+                key = (symbol, tf)
+                calibrator = calibrators.get(key)
+                ab = platt.get(key)
+                if ab is not None:
+                    p = platt_one(ab[0], ab[1], raw)
+                else:
+                    p = calibrator.apply_one(raw) if calibrator is not None else raw
+                buy = p >= 0.5
+                confidence = max(p, 1.0 - p)
+                calibrated = calibrator is not None
+                new = next_mode(state.mode, confidence, calibrated, threshold, exit_below)
+                if new is not None:
+                    transition(modes.move(symbol, state, new, confidence, calibrated, now), tf)
+                trading = state.mode is _TRADING
+                count_signal(key, trading)
+                if not trading:
+                    if shadow.open or shadow.poor != (day, shadow.cash):
+                        _opened, closed_trade = shadow.on_signal(
+                            symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, c
+                        )
+                        if closed_trade is not None:
+                            record_shadow(closed_trade)
+                    # else: a flat book refused this cash today already (on_signal
+                    # would only set the price the candle set)
+                elif ordering and real.halt_reason is None:
+                    order(symbol, tf, now, buy, confidence, c)
+                rows.append(  # a SignalRow, without its Python-level constructor (hot)
+                    make(SignalRow, (symbol, text, confidence, "BUY" if buy else "SELL",
+                                    "TRADING" if trading else "LEARNING"))
+                )  # fmt: skip
+            stats.signals += len(events)
+            stats.confidence[symbol] = confidence
+            last_signal[symbol] = now
+
+        return signals
+
     def order(
-        self, symbol: str, tf: str, now: int, buy: bool, confidence: float, price: float,
-        flavour: str, position_mode: str,
-    ) -> None:  # fmt: skip
+        self, symbol: str, tf: str, now: int, buy: bool, confidence: float, price: float
+    ) -> None:
         """A TRADING-mode signal on the real book (``TradingEngine._on_signal``'s last part)."""
         direction = "BUY" if buy else "SELL"
         lines = self.lines
-        lines.append(f"[{symbol}] TRADING MODE: {direction} @ {_pct(confidence)} ({flavour})")
+        lines.append(trading_line(symbol, direction, confidence, self.engine.flavour))
         opened, closed_trade = self.real.on_signal(
             symbol, tf, TIMEFRAME_MS[tf], now, buy, confidence, price
         )
@@ -321,24 +326,11 @@ class _Walk:
         if opened is not None:
             lines.append(executed_line(direction, symbol, opened.entry_price))
             self.engine.stats.orders += 1
-            self.engine.outbox.open_position(opened, position_mode, self.text)
+            self.engine.outbox.open_position(opened, self.engine.cfg.live_trading.mode, self.text)
 
-    def transition(
-        self,
-        state: _SymbolState,
-        symbol: str,
-        timeframe: str,
-        mode: Mode,
-        confidence: float,
-        now: int,
-        reason: str,
-    ) -> None:
-        transition = ModeTransition(symbol, state.mode, mode, confidence, reason, now)
-        state.mode = mode
-        state.since_ms = now
-        stats = self.engine.stats
-        stats.transitions += 1
-        stats.transitions_by_symbol[symbol] = stats.transitions_by_symbol.get(symbol, 0) + 1
+    def transition(self, transition: ModeTransition, timeframe: str) -> None:
+        """A transition ``ModeMachine.move`` made: counted, stored and logged as the engine does."""
+        self.engine.stats.count_transition(transition.symbol)
         self.engine.outbox.transition(transition)
         self.lines.append(format_transition(transition, timeframe))
 
@@ -386,7 +378,7 @@ class _Walk:
         self.shadow.load()
 
 
-_ONLY_1M = ("1m",)
+_TRADING = Mode.TRADING
 
 
 def _event_order(blocks: Sequence[SymbolBlock]) -> Iterable[tuple[int, int]]:
