@@ -6,23 +6,25 @@ advance, so this module takes a block (the runner's read-ahead, ``READ_AHEAD_MIN
 
 1. predicts every close of the block per (symbol, timeframe) in one vectorised call and mixes
    the fresh predictions into each minute's raw P(up) column-wise (``block_signals``);
-2. walks the minutes once, in event order, with the rules of ``TradingEngine._handle`` and
-   ``end_minute``: exits, signals (calibrated per event timeframe with the scalar calibrator),
-   TRADING/LEARNING modes, orders on the real book and shadow trades on the shadow book
-   (``FastBook``), the drawdown guard and the daily loss limit, equity samples;
-3. appends the same rows to the engine's outbox (tuples, timestamps formatted once per block)
-   and writes the same log lines in one batch.
+2. walks the minutes once, in event order, calling the rules the event engine calls: exits
+   and entries on the books (``FastBook``), ``platt_one`` per event timeframe,
+   ``next_mode``/``ModeMachine.move``, ``RetrainPolicy.count_signal``, the drawdown guard and
+   the daily loss limit, equity samples; the walk batches around them, never restates them;
+3. appends the same rows to the engine's outbox, built by the event path's row builders
+   (typed records, timestamps formatted once per block), and writes the same log lines in one
+   batch.
 
-It is the same run as the event path, not an approximation: ``tests/replay`` runs backtests
-both ways and compares every stored row and the ledger. The engine's objects stay the state
-(checkpoints and resumes do not know which path ran) and the rare events (drawdown alert and
-rollback, the daily loss announcement) are handled by the engine's own methods, with the books
-handed back to the brokers around the call.
+It is the same run as the event path, not an approximation: ``tests/engine/replay`` runs
+backtests both ways (three fixed scenarios and random configs of every field
+``block_support`` marks as walked) and compares every stored row, log line and the ledger.
+The engine's objects stay the state (checkpoints and resumes do not know which path ran) and
+the rare events (drawdown alert and rollback, the daily loss announcement) are handled by the
+engine's own methods, with the books handed back to the brokers around the call.
 
 Only for runs that never retrain automatically (``--no-retrain``): a retrain swaps a model in
 at a moment that depends on the trades, which a block cannot know ahead. Drift monitors and
 the prediction scorer's judgements feed nothing but those triggers, so they are not updated
-here (``eligibility`` says why a run cannot use the block path).
+here (``block_support.eligibility`` says why a run cannot use the block path).
 """
 
 from __future__ import annotations
