@@ -47,6 +47,8 @@ THIRD_PARTY_PRIVATES = {
     "torch._fused_adamw_",
     "self._open",  # logging.FileHandler's opener, which its subclasses call
 }
+# A named tuple's documented API: the underscore only keeps it apart from the field names.
+NAMED_TUPLE_API = {"_asdict", "_fields", "_make", "_replace"}
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,7 @@ def _private_attributes(module: str) -> list[str]:
         if node.attr.startswith("_")
         and not node.attr.startswith("__")
         and node.attr not in own
+        and node.attr not in NAMED_TUPLE_API
         and ast.unparse(node) not in THIRD_PARTY_PRIVATES
     ]
 
