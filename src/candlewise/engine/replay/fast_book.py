@@ -114,7 +114,13 @@ class FastBook:
             mine = [p for p in self.open.values() if p.symbol == symbol]
             for p, price, reason in exits_on(mine, open_ms, close_ms, o, h, lo, c):
                 closed.append(self._close(p, price, close_ms, reason))
-        self.observe(self.revalue()[0], close_ms)  # a new price: value it again
+        equity = self.revalue()[0]  # a new price: value it again
+        seen = (close_ms // DAY_MS, equity)
+        if seen != self.seen:  # ``observe``, inline (every minute)
+            self.seen = seen
+            limits = self.limits
+            limits.observe(equity, close_ms)
+            self.blocked_day = limits.blocked_day
         return closed
 
     def on_signal(
@@ -147,12 +153,7 @@ class FastBook:
             return None  # refused on a flat book with this cash today already
         equity, exposure = self.mark or self.valued()
         limits = self.limits
-        notional = limits.admit(
-            equity=equity,
-            exposure=exposure,
-            requested_notional=self.requested(equity),
-            at_ms=at_ms,
-        )
+        notional = limits.admit(equity, exposure, self.requested(equity), at_ms)
         self.seen = (day, equity)  # ``admit`` observed it
         self.blocked_day = limits.blocked_day
         if notional is None:
