@@ -93,18 +93,20 @@ class RiskLimits:
         return self._blocked_day is not None and self._blocked_day == at_ms // DAY_MS
 
     def admit(
-        self, *, equity: float, exposure: float, requested_notional: float, at_ms: int
+        self, equity: float, exposure: float, requested_notional: float, at_ms: int
     ) -> float | None:
         """The notional a new entry may use now (capped), or None when it may not happen.
 
         ``exposure`` is the gross notional already open. The entry is capped rather than
         refused when only its size is the problem; it is refused when no room at all is left.
-        ``check_entry`` gives the same answer with the reason for the log.
+        ``check_entry`` gives the same answer with the reason for the log. Positional
+        arguments allowed: the block replay calls it for nearly every minute's entry.
         """
         self.observe(equity, at_ms)
         if equity <= 0 or self.blocked(at_ms):
             return None
-        notional = min(requested_notional, *self._caps(equity, exposure))
+        size_cap, room = self._caps(equity, exposure)
+        notional = min(requested_notional, size_cap, room)
         return None if notional < self.min_notional else notional
 
     def _caps(self, equity: float, exposure: float) -> tuple[float, float]:

@@ -19,6 +19,8 @@ from candlewise.trading.positions import ClosedTrade, Position
 
 #: Formats an event time for the store; the block replay passes one that caches its minutes.
 TimeText = Callable[[int], str]
+#: Builds a row record without its Python-level ``__new__``: a replay builds one a minute.
+_new = tuple.__new__
 
 
 class PositionRow(NamedTuple):
@@ -135,37 +137,43 @@ CLOSE_POSITION = (
 
 
 def close_row(trade: ClosedTrade, text: TimeText = ms_to_text) -> PositionExit:
-    return PositionExit(
-        trade.exit_price,
-        text(trade.exit_time_ms),
-        trade.exit_reason,
-        trade.fees,
-        trade.pnl_absolute,
-        trade.position_id,
+    return _new(
+        PositionExit,
+        (
+            trade.exit_price,
+            text(trade.exit_time_ms),
+            trade.exit_reason,
+            trade.fees,
+            trade.pnl_absolute,
+            trade.position_id,
+        ),
     )
 
 
 def outcome_row(trade: ClosedTrade, text: TimeText = ms_to_text) -> TradeOutcome:
-    return TradeOutcome(trade.position_id, *shadow_row(trade, text))
+    return _new(TradeOutcome, (trade.position_id, *shadow_row(trade, text)))
 
 
 def shadow_row(trade: ClosedTrade, text: TimeText = ms_to_text) -> ScoredTrade:
     """The scored-trade row of ``shadow_trades`` (and of ``trade_outcomes``, after its id)."""
-    return ScoredTrade(
-        trade.symbol,
-        trade.timeframe,
-        trade.predicted_direction,
-        trade.confidence,
-        text(trade.entry_time_ms),
-        text(trade.exit_time_ms),
-        trade.entry_price,
-        trade.exit_price,
-        trade.quantity,
-        trade.pnl_absolute,
-        trade.pnl_percent,
-        trade.fees,
-        trade.outcome,
-        trade.exit_reason,
+    return _new(
+        ScoredTrade,
+        (
+            trade.symbol,
+            trade.timeframe,
+            trade.predicted_direction,
+            trade.confidence,
+            text(trade.entry_time_ms),
+            text(trade.exit_time_ms),
+            trade.entry_price,
+            trade.exit_price,
+            trade.quantity,
+            trade.pnl_absolute,
+            trade.pnl_percent,
+            trade.fees,
+            trade.outcome,
+            trade.exit_reason,
+        ),
     )
 
 

@@ -17,6 +17,8 @@ from candlewise.trading.positions import Position
 #: Quantities are rounded down to 1e-8, the finest base-asset step Binance uses.
 QUANTITY_DECIMALS = 8
 _SCALE = 10**QUANTITY_DECIMALS
+#: Builds a named tuple without its Python-level ``__new__`` (a frame less per fill).
+_new = tuple.__new__
 
 
 def fill_price(price: float, buy: bool, slippage: float) -> float:
@@ -71,7 +73,7 @@ def entry_fill(
         return None
     fee = quantity * fill * fee_rate
     stop = fill * (1 - stop_loss if sign == 1 else 1 + stop_loss)
-    return EntryFill(sign, fill, quantity, fee, stop, sign * quantity * fill + fee)
+    return _new(EntryFill, (sign, fill, quantity, fee, stop, sign * quantity * fill + fee))
 
 
 class ExitFill(NamedTuple):
@@ -89,4 +91,4 @@ def exit_fill(
     """Closing ``quantity`` of side ``sign`` at ``price``: a long sells, a short buys back."""
     fill = fill_price(price, sign != 1, slippage)
     fee = quantity * fill * fee_rate
-    return ExitFill(fill, fee, sign * quantity * fill - fee)
+    return _new(ExitFill, (fill, fee, sign * quantity * fill - fee))

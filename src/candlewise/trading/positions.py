@@ -121,47 +121,27 @@ class Position:
         return self.quantity * self.entry_price
 
     def market_value(self, price: float) -> float:
-        """What the position adds to equity at ``price``: held coins, or minus the coins owed.
-
-        ``sign * quantity * price`` without the ``sign`` call (a replay values every open
-        position every minute); negating is exact, so the float result is the same.
-        """
-        return (self.quantity if self.side == "long" else -self.quantity) * price
+        """What the position adds to equity at ``price``: held coins, or minus the coins owed
+        (``valuation``'s rule, for one position)."""
+        return valuation((self,), {self.symbol: price})[0]
 
     def unrealized_pnl(self, price: float) -> float:
         """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash)."""
         return self.sign * (price - self.entry_price) * self.quantity
 
     def stop_reference(self, open_: float, high: float, low: float) -> float | None:
-        """Price a stop market order would fill at (before slippage) in this candle, or None.
-
-        The stop triggers when the candle's range reaches it. A candle that opens beyond the
-        stop (a gap) fills at its open, which is worse than the stop: the market never traded
-        at the stop price.
-        """
-        if self.side == "long" and low <= self.stop_price:
-            return min(open_, self.stop_price)
-        if self.side == "short" and high >= self.stop_price:
-            return max(open_, self.stop_price)
-        return None
+        """Price a stop market order would fill at (before slippage) in this candle, or None
+        (``exits_on``'s stop rule, without its time conditions)."""
+        found = exits_on((self,), self.entry_time_ms, self.entry_time_ms, open_, high, low, 0.0)
+        return found[0][1] if found and found[0][2] == "stop_loss" else None
 
     def exit_reference(
         self, open_ms: int, close_ms: int, open_: float, high: float, low: float, close: float
     ) -> tuple[float, ExitReason] | None:
-        """The exit a 1m candle triggers (price before slippage, reason), or None.
-
-        Stop first, then horizon: the order of the high and the low inside a candle is unknown,
-        so assume the worse. Only candles opening at or after the entry may stop it out (an
-        earlier candle's range holds prices from before the position existed); the horizon
-        exits at the close of the first candle closing at or after it.
-        """
-        if open_ms >= self.entry_time_ms:
-            stop = self.stop_reference(open_, high, low)
-            if stop is not None:
-                return stop, "stop_loss"
-        if close_ms >= self.horizon_ms:
-            return close, "horizon"
-        return None
+        """The exit a 1m candle triggers (price before slippage, reason), or None (``exits_on``
+        for one position)."""
+        found = exits_on((self,), open_ms, close_ms, open_, high, low, close)
+        return (found[0][1], found[0][2]) if found else None
 
     def close(
         self, exit_price: float, exit_time_ms: int, exit_fee: float, reason: ExitReason
@@ -171,24 +151,86 @@ class Position:
             raise ValueError(f"exit reason must be one of {EXIT_REASONS}, got {reason!r}")
         fees = self.fees_paid + exit_fee
         pnl = self.unrealized_pnl(exit_price) - fees
-        return ClosedTrade(  # positional: the replay's hot path
-            self.id,
-            self.symbol,
-            self.timeframe,
-            self.side,
-            self.predicted_direction,
-            self.confidence,
-            self.entry_time_ms,
-            exit_time_ms,
-            self.entry_price,
-            exit_price,
-            self.quantity,
-            pnl,
-            pnl / self.notional * 100.0,
-            fees,
-            "WIN" if pnl > 0 else "LOSS",
-            reason,
+        return _new(  # ClosedTrade without its Python-level __new__: the replay's hot path
+            ClosedTrade,
+            (
+                self.id,
+                self.symbol,
+                self.timeframe,
+                self.side,
+                self.predicted_direction,
+                self.confidence,
+                self.entry_time_ms,
+                exit_time_ms,
+                self.entry_price,
+                exit_price,
+                self.quantity,
+                pnl,
+                pnl / self.notional * 100.0,
+                fees,
+                "WIN" if pnl > 0 else "LOSS",
+                reason,
+            ),
         )
+
+
+def exits_on(
+    positions: Iterable[Position],
+    open_ms: int,
+    close_ms: int,
+    open_: float,
+    high: float,
+    low: float,
+    close: float,
+) -> list[tuple[Position, float, ExitReason]]:
+    """The exits a 1m candle triggers among ``positions``: (position, price before slippage,
+    reason), in the order given. The one definition of the exit rule, over many positions in
+    one call because a replay tests every open position every minute.
+
+    Stop first, then horizon: the order of the high and the low inside a candle is unknown, so
+    assume the worse. The stop triggers when the candle's range reaches it; a candle that opens
+    beyond the stop (a gap) fills at its open, which is worse than the stop: the market never
+    traded at the stop price. Only candles opening at or after the entry may stop a position
+    out (an earlier candle's range holds prices from before it existed); the horizon exits at
+    the close of the first candle closing at or after it.
+    """
+    found: list[tuple[Position, float, ExitReason]] = []
+    for p in positions:
+        if open_ms >= p.entry_time_ms:
+            stop = p.stop_price
+            if p.side == "long":
+                if low <= stop:
+                    found.append((p, min(open_, stop), "stop_loss"))
+                    continue
+            elif high >= stop:
+                found.append((p, max(open_, stop), "stop_loss"))
+                continue
+        if close_ms >= p.horizon_ms:
+            found.append((p, close, "horizon"))
+    return found
+
+
+def valuation(positions: Iterable[Position], prices: Mapping[str, float]) -> tuple[float, float]:
+    """(market value, gross exposure) of ``positions`` at ``prices``, in one pass.
+
+    A position's market value is what it adds to equity: held coins, or minus the coins owed
+    (``sign * quantity * price``; negating is exact). Its exposure is its notional, longs and
+    shorts alike. Sums start at 0 and run in the positions' order (the float result depends
+    on it).
+    """
+    value = gross = 0
+    for p in positions:
+        try:
+            price = prices[p.symbol]
+        except KeyError:
+            raise KeyError(f"no price for {p.symbol} to mark its open position") from None
+        quantity = p.quantity
+        value += (quantity if p.side == "long" else -quantity) * price
+        gross += quantity * price
+    return value, gross
+
+
+_new = tuple.__new__
 
 
 def _price_text(price: float) -> str:
@@ -276,19 +318,16 @@ class PositionBook:
     def __bool__(self) -> bool:
         return bool(self._open)
 
-    @staticmethod
-    def _price(prices: Mapping[str, float], symbol: str) -> float:
-        try:
-            return prices[symbol]
-        except KeyError:
-            raise KeyError(f"no price for {symbol} to mark its open position") from None
+    def valuation(self, prices: Mapping[str, float]) -> tuple[float, float]:
+        """(market value, gross exposure) at ``prices`` (``valuation``)."""
+        return valuation(self._open.values(), prices)
 
     def exposure(self, prices: Mapping[str, float]) -> float:
         """Gross notional of all open positions at ``prices``: longs and shorts both count."""
-        return sum(p.quantity * self._price(prices, p.symbol) for p in self._open.values())
+        return valuation(self._open.values(), prices)[1]
 
     def market_value(self, prices: Mapping[str, float]) -> float:
-        return sum(p.market_value(self._price(prices, p.symbol)) for p in self._open.values())
+        return valuation(self._open.values(), prices)[0]
 
     def equity(self, cash: float, prices: Mapping[str, float]) -> float:
         """Mark-to-market equity: cash plus held coins minus owed coins, at ``prices``."""

@@ -5,10 +5,11 @@ minute, and going through ``PaperBroker.on_candle``/``on_signal`` means a ``Cand
 ``Signal`` per event, fill requests, validation and log-line building, more than the whole
 budget of a 50,000 candles/s replay. This class keeps the state a block changes (cash, the open
 positions) in plain attributes and a plain dict, and calls the rules themselves: the fill
-arithmetic (``trading.fills``), ``Position.exit_reference`` and ``Position.close`` (exits and
-P&L), ``PaperBroker.requested_notional`` (sizing) and the broker's own ``RiskLimits`` (the daily
-loss limit, entry caps), so a block replay's trades equal the event path's to the last bit; the
-equality is tested on whole backtests (``tests/engine/replay/test_block_equality.py``).
+arithmetic (``trading.fills``), ``exits_on``, ``valuation`` and ``Position.close`` (exits,
+marks and P&L), ``PaperBroker.requested_notional`` (sizing) and the broker's own
+``RiskLimits`` (the daily loss limit, entry caps), so a block replay's trades equal the event
+path's to the last bit; the equality is tested on whole backtests
+(``tests/engine/replay/test_block_equality.py``).
 
 ``PaperBroker`` stays the reference and the state: ``FastBook(broker)`` takes its cash and
 positions over, ``save()`` hands them back, so checkpoints, resumes and the rare events handled
@@ -22,15 +23,15 @@ from __future__ import annotations
 from candlewise.risk.limits import DAY_MS
 from candlewise.trading.fills import entry_fill, exit_fill
 from candlewise.trading.paper_broker import PaperBroker
-from candlewise.trading.positions import ClosedTrade, ExitReason, Position
+from candlewise.trading.positions import ClosedTrade, ExitReason, Position, exits_on, valuation
 
 
 class FastBook:
     """One paper account (cash, open positions, last prices, risk limits) during a block."""
 
     __slots__ = (
-        "blocked_day", "book", "broker", "cash", "fee_rate", "halt_reason", "limits", "open",
-        "poor", "prices", "seen", "slippage", "stop_loss",
+        "blocked_day", "book", "broker", "cash", "fee_rate", "halt_reason", "limits", "mark",
+        "open", "poor", "prices", "requested", "seen", "slippage", "stop_loss",
     )  # fmt: skip
 
     def __init__(self, broker: PaperBroker) -> None:
@@ -41,6 +42,7 @@ class FastBook:
         self.fee_rate = broker.config.fee_rate
         self.stop_loss = broker.risk.stop_loss
         self.limits = broker.limits
+        self.requested = broker.requested_notional
         self.book = broker.book
         """The broker's ``PositionBook``: it numbers the positions, and gets them back on save."""
         self.load()
@@ -55,6 +57,10 @@ class FastBook:
         """``RiskLimits.blocked_day`` as of the last call that may change it (the minute loop
         reads it every minute)."""
         self.open: dict[tuple[str, str], Position] = {p.key: p for p in self.book}
+        self.mark: tuple[float, float] | None = None
+        """(equity, exposure) of the book as it is, or None: to be valued again. Every change
+        of cash, positions or a price in here clears it; the minute loop sets the prices of a
+        flat book only, whose valuation no price changes."""
         self.seen: tuple[int, float] | None = None
         """(day, equity) of the last ``observe``: observing them again changes nothing."""
         self.poor: tuple[int, float] | None = None
@@ -81,36 +87,40 @@ class FastBook:
 
     # --- valuation: PositionBook.equity / exposure -----------------------------------------
 
+    def valued(self) -> tuple[float, float]:
+        """(equity, exposure): ``PositionBook.equity`` and ``.exposure``, kept until a change."""
+        return self.mark or self.revalue()
+
+    def revalue(self) -> tuple[float, float]:
+        value, gross = valuation(self.open.values(), self.prices)
+        mark = self.mark = (self.cash + value, gross)
+        return mark
+
     def equity(self) -> float:
-        prices = self.prices
-        value = 0
-        for p in self.open.values():
-            value += p.market_value(prices[p.symbol])
-        return self.cash + value
+        return self.valued()[0]
 
     def exposure(self) -> float:
-        prices = self.prices
-        value = 0
-        for p in self.open.values():
-            value += p.quantity * prices[p.symbol]
-        return value
+        return self.valued()[1]
 
     # --- events: PaperBroker.on_candle / on_signal -----------------------------------------
 
     def on_candle(
         self, symbol: str, open_ms: int, close_ms: int, o: float, h: float, lo: float, c: float
     ) -> list[ClosedTrade]:
-        """Mark ``symbol`` to the 1m close and run its exits (``Position.exit_reference``)."""
+        """Mark ``symbol`` to the 1m close and run its exits (``exits_on``)."""
         self.prices[symbol] = c
         closed: list[ClosedTrade] = []
         if self.open:
-            for p in list(self.open.values()):
-                if p.symbol != symbol:
-                    continue
-                found = p.exit_reference(open_ms, close_ms, o, h, lo, c)
-                if found is not None:
-                    closed.append(self._close(p, found[0], close_ms, found[1]))
-        self.observe(self.equity(), close_ms)
+            mine = [p for p in self.open.values() if p.symbol == symbol]
+            for p, price, reason in exits_on(mine, open_ms, close_ms, o, h, lo, c):
+                closed.append(self._close(p, price, close_ms, reason))
+        equity = self.revalue()[0]  # a new price: value it again
+        seen = (close_ms // DAY_MS, equity)
+        if seen != self.seen:  # ``observe``, inline (every minute)
+            self.seen = seen
+            limits = self.limits
+            limits.observe(equity, close_ms)
+            self.blocked_day = limits.blocked_day
         return closed
 
     def on_signal(
@@ -118,7 +128,10 @@ class FastBook:
         price: float,
     ) -> tuple[Position | None, ClosedTrade | None]:  # fmt: skip
         """The opened position and the trade an opposite signal closed (either may be None)."""
-        self.prices[symbol] = price
+        prices = self.prices
+        if prices.get(symbol) != price:
+            prices[symbol] = price
+            self.mark = None
         sign = 1 if buy else -1
         current = self.open.get((symbol, timeframe))
         closed = None
@@ -135,20 +148,17 @@ class FastBook:
         price: float,
     ) -> Position | None:  # fmt: skip
         """``PaperBroker._enter`` and ``_open``, on this book's cash and positions."""
-        if self.poor is not None and not self.open and self.poor == (at_ms // DAY_MS, self.cash):
+        day = at_ms // DAY_MS
+        if self.poor is not None and not self.open and self.poor == (day, self.cash):
             return None  # refused on a flat book with this cash today already
-        equity = self.equity()
-        notional = self.limits.admit(
-            equity=equity,
-            exposure=self.exposure(),
-            requested_notional=self.broker.requested_notional(equity),
-            at_ms=at_ms,
-        )
-        self.seen = (at_ms // DAY_MS, equity)  # ``admit`` observed it
-        self.blocked_day = self.limits.blocked_day
+        equity, exposure = self.mark or self.valued()
+        limits = self.limits
+        notional = limits.admit(equity, exposure, self.requested(equity), at_ms)
+        self.seen = (day, equity)  # ``admit`` observed it
+        self.blocked_day = limits.blocked_day
         if notional is None:
             if not self.open:
-                self.poor = (at_ms // DAY_MS, self.cash)
+                self.poor = (day, self.cash)
             return None
         fill = entry_fill(price, sign, notional, self.slippage, self.fee_rate, self.stop_loss)
         if fill is None:
@@ -158,6 +168,7 @@ class FastBook:
         )
         self.open[(symbol, timeframe)] = position
         self.cash -= fill.cost
+        self.mark = None
         return position
 
     def _close(self, p: Position, price: float, at_ms: int, reason: ExitReason) -> ClosedTrade:
@@ -165,4 +176,5 @@ class FastBook:
         fill = exit_fill(price, p.sign, p.quantity, self.slippage, self.fee_rate)
         del self.open[(p.symbol, p.timeframe)]
         self.cash += fill.proceeds
+        self.mark = None
         return p.close(fill.price, at_ms, fill.fee, reason)
