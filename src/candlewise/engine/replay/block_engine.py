@@ -54,6 +54,7 @@ from candlewise.learning.modes import (
     ModeTransition,
     SymbolState,
     format_transition,
+    hold_range,
     next_mode,
     trading_line,
 )
@@ -269,7 +270,7 @@ class _Walk:
         engine, lines, mixes, index = self.engine, self.lines, self.mixes, self.minute_index
         modes, stats, uncounted = engine.modes, engine.stats, self.uncounted
         count_later, count_signals = uncounted.get, self.count_signals
-        minute_columns = self.minute_columns()
+        minute_columns, holds = self.minute_columns(), self.hold_ranges()
         threshold, exit_below = modes.threshold, modes.exit_below
         calibrators, platt, states = self.calibrators, self.platt, self.states
         shadow, real, rows, ordering = self.shadow, self.real, self.signal_rows, self.ordering
@@ -292,7 +293,6 @@ class _Walk:
             column = minute_columns.get(symbol)
             for tf in events:
                 key = (symbol, tf)
-                calibrator = calibrators.get(key)
                 if column is not None and tf == "1m":
                     p, confidence = column[0][k], column[1][k]
                 else:
@@ -300,14 +300,17 @@ class _Walk:
                     if ab is not None:
                         p = platt_one(ab[0], ab[1], raw)
                     else:
+                        calibrator = calibrators.get(key)
                         p = calibrator.apply_one(raw) if calibrator is not None else raw
                     confidence = max(p, 1.0 - p)
                 buy = p >= 0.5
-                calibrated = calibrator is not None
-                new = next_mode(state.mode, confidence, calibrated, threshold, exit_below)
-                if new is not None:
-                    count_signals()  # in the mode they were given in
-                    transition(modes.move(symbol, state, new, confidence, calibrated, now), tf)
+                lo, hi = holds[key][state.mode is _TRADING]
+                if confidence < lo or confidence >= hi:  # outside the band: next_mode decides
+                    calibrated = key in calibrators
+                    new = next_mode(state.mode, confidence, calibrated, threshold, exit_below)
+                    if new is not None:
+                        count_signals()  # in the mode they were given in
+                        transition(modes.move(symbol, state, new, confidence, calibrated, now), tf)
                 trading = state.mode is _TRADING
                 uncounted[key] = count_later(key, 0) + 1
                 if not trading:
@@ -349,6 +352,15 @@ class _Walk:
                 continue  # another calibrator: its scalar method, signal by signal
             columns[symbol] = (p, list(map(max, p, map((1.0).__sub__, p))))
         return columns
+
+    def hold_ranges(self) -> dict[tuple[str, str], tuple[tuple[float, float], ...]]:
+        """Each model's ``hold_range`` in LEARNING and in TRADING (index ``mode is TRADING``)."""
+        modes, calibrators = self.engine.modes, self.calibrators
+        return {
+            key: tuple(hold_range(m, key in calibrators, modes.threshold, modes.exit_below)
+                       for m in _MODES)
+            for key in ((symbol, tf) for symbol in self.mixes for tf in self.weighted)
+        }  # fmt: skip
 
     def order(
         self, symbol: str, tf: str, now: int, buy: bool, confidence: float, price: float
@@ -420,6 +432,7 @@ class _Walk:
 
 
 _TRADING = Mode.TRADING
+_MODES = (Mode.LEARNING, Mode.TRADING)  # indexed by ``mode is _TRADING``
 
 
 def _event_order(blocks: Sequence[SymbolBlock]) -> Iterable[tuple[int, int]]:
