@@ -7,9 +7,11 @@ advance, so this module takes a block (the runner's read-ahead, ``READ_AHEAD_MIN
 1. predicts every close of the block per (symbol, timeframe) in one vectorised call and mixes
    the fresh predictions into each minute's raw P(up) column-wise (``block_signals``);
 2. walks the minutes once, in event order, calling the rules the event engine calls: exits
-   and entries on the books (``FastBook``), ``platt_one`` per event timeframe,
-   ``next_mode``/``ModeMachine.move``, ``RetrainPolicy.count_signal``, the drawdown guard and
-   the daily loss limit, equity samples; the walk batches around them, never restates them;
+   and entries on the books (``FastBook``), ``platt_one`` per event timeframe (mapped over the
+   block's column for 1m), ``next_mode``/``ModeMachine.move`` (outside each model's
+   ``hold_range``), ``RetrainPolicy.count_signal`` (each model's signals between transitions
+   at once), the drawdown guard and the daily loss limit, equity samples; the walk batches
+   around them, never restates them;
 3. appends the same rows to the engine's outbox, built by the event path's row builders
    (typed records, timestamps formatted once per block), and writes the same log lines in one
    batch.
@@ -271,6 +273,7 @@ class _Walk:
         modes, stats, uncounted = engine.modes, engine.stats, self.uncounted
         count_later, count_signals = uncounted.get, self.count_signals
         minute_columns, holds = self.minute_columns(), self.hold_ranges()
+        aggregated = self.aggregated_lines()
         threshold, exit_below = modes.threshold, modes.exit_below
         calibrators, platt, states = self.calibrators, self.platt, self.states
         shadow, real, rows, ordering = self.shadow, self.real, self.signal_rows, self.ordering
@@ -285,7 +288,7 @@ class _Walk:
             raw = mixed.raw[k]
             if raw != raw:  # no timeframe is fresh: no signal
                 return
-            lines.append(f"[{symbol}] {mixed.used[k]} timeframe predictions aggregated")
+            lines.append(aggregated[symbol][mixed.used[k]])
             state = states.get(symbol)
             if state is None:  # the first observation (``finish`` brings last_ms up to date)
                 state = states[symbol] = modes.state_at(symbol, now)
@@ -352,6 +355,14 @@ class _Walk:
                 continue  # another calibrator: its scalar method, signal by signal
             columns[symbol] = (p, list(map(max, p, map((1.0).__sub__, p))))
         return columns
+
+    def aggregated_lines(self) -> dict[str, list[str]]:
+        """Each symbol's "aggregated" log line for 0 to all timeframes mixed, formatted once."""
+        counts = range(len(TIMEFRAMES) + 1)
+        return {
+            symbol: [f"[{symbol}] {n} timeframe predictions aggregated" for n in counts]
+            for symbol in self.mixes
+        }
 
     def hold_ranges(self) -> dict[tuple[str, str], tuple[tuple[float, float], ...]]:
         """Each model's ``hold_range`` in LEARNING and in TRADING (index ``mode is TRADING``)."""
