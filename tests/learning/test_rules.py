@@ -13,6 +13,7 @@ from candlewise.learning.modes import (
     ModeMachine,
     SymbolState,
     _SymbolState,
+    hold_range,
     next_mode,
     trading_line,
 )
@@ -35,6 +36,24 @@ def test_next_mode_is_the_hysteresis_rule(
     mode: Mode, confidence: float, calibrated: bool, expected: Mode | None
 ) -> None:
     assert next_mode(mode, confidence, calibrated, 0.80, 0.75) is expected
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_a_mode_moves_exactly_outside_its_hold_range(mode: Mode, calibrated: bool) -> None:
+    lo, hi = hold_range(mode, calibrated, 0.80, 0.75)
+    for confidence in [0.5, 0.7499, 0.75, 0.79, 0.80, 0.95, 1.0, float("nan")]:
+        outside = confidence < lo or confidence >= hi
+        assert (next_mode(mode, confidence, calibrated, 0.80, 0.75) is not None) is outside
+
+
+def test_counting_n_signals_is_counting_each() -> None:
+    one, many = RetrainPolicy(RetrainingConfig()), RetrainPolicy(RetrainingConfig())
+    key = ("BTC/USDT", "1m")
+    for trading, n in [(False, 3), (True, 2), (False, 4)]:
+        for _ in range(n):
+            expected = one.count_signal(key, trading)
+        assert many.count_signal(key, trading, n) == expected == (0 if trading else n)
 
 
 def test_state_at_and_move_give_what_observe_gives() -> None:

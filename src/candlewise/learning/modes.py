@@ -16,6 +16,7 @@ Pure core: no clock, no I/O. Every call takes the event time in milliseconds.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -62,17 +63,30 @@ _SymbolState = SymbolState
 """The name checkpoints written before ``SymbolState`` was public refer to."""
 
 
+def hold_range(
+    mode: Mode, calibrated: bool, threshold: float, exit_below: float
+) -> tuple[float, float]:
+    """``(lo, hi)``: ``mode`` holds for a confidence unless it is below ``lo`` or at or above
+    ``hi`` (the hysteresis band; an uncalibrated signal never enters TRADING). ``next_mode``
+    decides with it; a driver that walks many signals holds it per model and mode and asks
+    ``next_mode`` only about a confidence outside it."""
+    if mode is Mode.LEARNING:
+        return -math.inf, threshold if calibrated else math.inf
+    return exit_below, math.inf
+
+
 def next_mode(
     mode: Mode, confidence: float, calibrated: bool, threshold: float, exit_below: float
 ) -> Mode | None:
     """The mode a signal moves a symbol to, None when the mode holds: the hysteresis rule.
 
-    On plain values (no lookup, no validation) because the block replay applies it to every
-    signal of its minute loop; ``ModeMachine.observe`` applies the same function.
+    On plain values (no lookup, no validation) because the block replay applies it to the
+    signals of its minute loop (outside ``hold_range``); ``ModeMachine.observe`` to every one.
     """
-    if mode is Mode.LEARNING:
-        return Mode.TRADING if calibrated and confidence >= threshold else None
-    return Mode.LEARNING if confidence < exit_below else None
+    lo, hi = hold_range(mode, calibrated, threshold, exit_below)
+    if confidence < lo or confidence >= hi:
+        return Mode.TRADING if mode is Mode.LEARNING else Mode.LEARNING
+    return None
 
 
 class ModeMachine:

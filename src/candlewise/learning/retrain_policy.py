@@ -140,15 +140,17 @@ class RetrainPolicy:
             self._learning_streak[key] = 0
         return decision
 
-    def count_signal(self, key: ModelKey, trading: bool) -> int:
+    def count_signal(self, key: ModelKey, trading: bool, n: int = 1) -> int:
         """The ``low_confidence`` streak rule alone: a TRADING signal resets the model's count,
-        a LEARNING one adds to it; returns the new count. ``on_signal`` triggers on it; the
-        block replay (which never retrains automatically) calls it for each signal, so the
-        counts a checkpoint holds are the same whichever path ran. ``key`` is not validated."""
+        a LEARNING one adds to it; returns the new count. ``n`` signals in the same mode count
+        as ``n`` calls (``n >= 1``). ``on_signal`` triggers on it; the block replay (which never
+        retrains automatically) counts each model's signals between two mode transitions at
+        once, so the counts a checkpoint holds are the same whichever path ran. ``key`` is not
+        validated."""
         if trading:
             self._learning_streak[key] = 0
             return 0
-        streak = self._learning_streak[key] = self._learning_streak.get(key, 0) + 1
+        streak = self._learning_streak[key] = self._learning_streak.get(key, 0) + n
         return streak
 
     def request_manual(self, symbol: str, tf: str, at_ms: int) -> TriggerDecision:

@@ -7,9 +7,11 @@ advance, so this module takes a block (the runner's read-ahead, ``READ_AHEAD_MIN
 1. predicts every close of the block per (symbol, timeframe) in one vectorised call and mixes
    the fresh predictions into each minute's raw P(up) column-wise (``block_signals``);
 2. walks the minutes once, in event order, calling the rules the event engine calls: exits
-   and entries on the books (``FastBook``), ``platt_one`` per event timeframe,
-   ``next_mode``/``ModeMachine.move``, ``RetrainPolicy.count_signal``, the drawdown guard and
-   the daily loss limit, equity samples; the walk batches around them, never restates them;
+   and entries on the books (``FastBook``), ``platt_one`` per event timeframe (mapped over the
+   block's column for 1m), ``next_mode``/``ModeMachine.move`` (outside each model's
+   ``hold_range``), ``RetrainPolicy.count_signal`` (each model's signals between transitions
+   at once), the drawdown guard and the daily loss limit, equity samples; the walk batches
+   around them, never restates them;
 3. appends the same rows to the engine's outbox, built by the event path's row builders
    (typed records, timestamps formatted once per block), and writes the same log lines in one
    batch.
@@ -54,6 +56,7 @@ from candlewise.learning.modes import (
     ModeTransition,
     SymbolState,
     format_transition,
+    hold_range,
     next_mode,
     trading_line,
 )
@@ -131,12 +134,24 @@ class _Walk:
         self.ordering = engine.cfg.live_trading.enabled
         self.last_signal: dict[str, int] = {}
         """Each symbol's last signal time in this block (``SymbolState.last_ms`` at its end)."""
+        self.uncounted: dict[tuple[str, str], int] = {}
+        """Signals per model not yet given to ``RetrainPolicy.count_signal``: all in the mode
+        their symbol has now (counted before any transition, rare event and at the end)."""
 
     def text(self, ms: int) -> str:
         found = self.texts.get(ms)
         return found if found is not None else ms_to_text(ms)
 
+    def count_signals(self) -> None:
+        """``RetrainPolicy.count_signal`` for the signals since the last call (in the order of
+        each model's first one: the policy's counts end up as the event path leaves them)."""
+        count_signal, states = self.engine.policy.count_signal, self.states
+        for key, n in self.uncounted.items():
+            count_signal(key, states[key[0]].mode is _TRADING, n)
+        self.uncounted.clear()  # in place: the signal step holds it
+
     def finish(self) -> None:
+        self.count_signals()
         modes = self.engine.modes
         for symbol, at_ms in self.last_signal.items():
             modes.state_at(symbol, at_ms)  # the time of the symbol's last signal, as observe
@@ -232,7 +247,7 @@ class _Walk:
         changes them, so they are built in one go, with the event path's row builder."""
         rank = {b.symbol: i for i, b in enumerate(blocks)}
         minutes = self.times
-        minute_texts = list(map(self.text, minutes.tolist()))
+        minute_texts = list(map(self.texts.__getitem__, minutes.tolist()))  # all there
         rows: list[PredictionRow] = []
         times, ranks, tfs = [], [], []
         for (symbol, tf), kp in self.keys.items():
@@ -255,7 +270,10 @@ class _Walk:
         calibration, ``next_mode``, the policy's streak, then a shadow trade or an order.
         A closure over the block's constants: the minute loop calls it every minute."""
         engine, lines, mixes, index = self.engine, self.lines, self.mixes, self.minute_index
-        modes, count_signal, stats = engine.modes, engine.policy.count_signal, engine.stats
+        modes, stats, uncounted = engine.modes, engine.stats, self.uncounted
+        count_later, count_signals = uncounted.get, self.count_signals
+        minute_columns, holds = self.minute_columns(), self.hold_ranges()
+        aggregated = self.aggregated_lines()
         threshold, exit_below = modes.threshold, modes.exit_below
         calibrators, platt, states = self.calibrators, self.platt, self.states
         shadow, real, rows, ordering = self.shadow, self.real, self.signal_rows, self.ordering
@@ -270,27 +288,34 @@ class _Walk:
             raw = mixed.raw[k]
             if raw != raw:  # no timeframe is fresh: no signal
                 return
-            lines.append(f"[{symbol}] {mixed.used[k]} timeframe predictions aggregated")
+            lines.append(aggregated[symbol][mixed.used[k]])
             state = states.get(symbol)
             if state is None:  # the first observation (``finish`` brings last_ms up to date)
                 state = states[symbol] = modes.state_at(symbol, now)
             confidence = raw
+            column = minute_columns.get(symbol)
             for tf in events:
                 key = (symbol, tf)
-                calibrator = calibrators.get(key)
-                ab = platt.get(key)
-                if ab is not None:
-                    p = platt_one(ab[0], ab[1], raw)
+                if column is not None and tf == "1m":
+                    p, confidence = column[0][k], column[1][k]
                 else:
-                    p = calibrator.apply_one(raw) if calibrator is not None else raw
+                    ab = platt.get(key)
+                    if ab is not None:
+                        p = platt_one(ab[0], ab[1], raw)
+                    else:
+                        calibrator = calibrators.get(key)
+                        p = calibrator.apply_one(raw) if calibrator is not None else raw
+                    confidence = max(p, 1.0 - p)
                 buy = p >= 0.5
-                confidence = max(p, 1.0 - p)
-                calibrated = calibrator is not None
-                new = next_mode(state.mode, confidence, calibrated, threshold, exit_below)
-                if new is not None:
-                    transition(modes.move(symbol, state, new, confidence, calibrated, now), tf)
+                lo, hi = holds[key][state.mode is _TRADING]
+                if confidence < lo or confidence >= hi:  # outside the band: next_mode decides
+                    calibrated = key in calibrators
+                    new = next_mode(state.mode, confidence, calibrated, threshold, exit_below)
+                    if new is not None:
+                        count_signals()  # in the mode they were given in
+                        transition(modes.move(symbol, state, new, confidence, calibrated, now), tf)
                 trading = state.mode is _TRADING
-                count_signal(key, trading)
+                uncounted[key] = count_later(key, 0) + 1
                 if not trading:
                     if shadow.open or shadow.poor != (day, shadow.cash):
                         _opened, closed_trade = shadow.on_signal(
@@ -311,6 +336,42 @@ class _Walk:
             last_signal[symbol] = now
 
         return signals
+
+    def minute_columns(self) -> dict[str, tuple[list[float], list[float]]]:
+        """Each symbol's 1m signal at every minute of the block, calibrated (``platt_one``, or
+        none without a calibrator) and its confidence, when 1m gives a signal every minute:
+        mapped over the raw column at once instead of one call a minute."""
+        if "1m" not in self.weighted:
+            return {}
+        columns = {}
+        for symbol, mixed in self.mixes.items():
+            key = (symbol, "1m")
+            ab = self.platt.get(key)
+            if ab is not None:
+                p = list(map(platt_one, repeat(ab[0]), repeat(ab[1]), mixed.raw))
+            elif key not in self.calibrators:
+                p = mixed.raw
+            else:
+                continue  # another calibrator: its scalar method, signal by signal
+            columns[symbol] = (p, list(map(max, p, map((1.0).__sub__, p))))
+        return columns
+
+    def aggregated_lines(self) -> dict[str, list[str]]:
+        """Each symbol's "aggregated" log line for 0 to all timeframes mixed, formatted once."""
+        counts = range(len(TIMEFRAMES) + 1)
+        return {
+            symbol: [f"[{symbol}] {n} timeframe predictions aggregated" for n in counts]
+            for symbol in self.mixes
+        }
+
+    def hold_ranges(self) -> dict[tuple[str, str], tuple[tuple[float, float], ...]]:
+        """Each model's ``hold_range`` in LEARNING and in TRADING (index ``mode is TRADING``)."""
+        modes, calibrators = self.engine.modes, self.calibrators
+        return {
+            key: tuple(hold_range(m, key in calibrators, modes.threshold, modes.exit_below)
+                       for m in _MODES)
+            for key in ((symbol, tf) for symbol in self.mixes for tf in self.weighted)
+        }  # fmt: skip
 
     def order(
         self, symbol: str, tf: str, now: int, buy: bool, confidence: float, price: float
@@ -372,6 +433,7 @@ class _Walk:
 
     def _by_engine(self, call: Callable[[], None]) -> None:
         """Let the engine's own code handle a rare event, on the brokers' objects."""
+        self.count_signals()
         self.flush_lines()
         self.real.save()
         self.shadow.save()
@@ -381,6 +443,7 @@ class _Walk:
 
 
 _TRADING = Mode.TRADING
+_MODES = (Mode.LEARNING, Mode.TRADING)  # indexed by ``mode is _TRADING``
 
 
 def _event_order(blocks: Sequence[SymbolBlock]) -> Iterable[tuple[int, int]]:
