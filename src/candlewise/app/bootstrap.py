@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Engine
 
@@ -22,9 +22,11 @@ from candlewise.config.secrets import Secrets, load_secrets, set_active
 from candlewise.market import feed_factory
 from candlewise.market.feed_factory import FeedPlan
 from candlewise.store.db import database_url, open_store
-from candlewise.store.model_registry import ModelRegistry
 from candlewise.system.logging_setup import configure_logging
 from candlewise.trading.paper_broker import Mode, PaperBroker
+
+if TYPE_CHECKING:  # the registry loads torch (1 s): imported when a command asks for it
+    from candlewise.store.model_registry import ModelRegistry
 
 ConfigSource = AppConfig | str | Path | None
 """A config object, a ``config.yaml`` path, or None (``config.yaml`` if present, else defaults)."""
@@ -96,6 +98,8 @@ class Application:
     @cached_property
     def registry(self) -> ModelRegistry:
         cfg = self.config
+        from candlewise.store.model_registry import ModelRegistry
+
         return ModelRegistry(self.store, cfg.paths.models_dir, cfg.models.keep_versions)
 
     def start_logging(self) -> None:

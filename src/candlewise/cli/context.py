@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from sqlalchemy import Engine
@@ -17,7 +18,9 @@ from candlewise.config.secrets import Secrets
 from candlewise.core.errors import UserError
 from candlewise.store import candle_store
 from candlewise.store.db import sqlite_path
-from candlewise.store.model_registry import ModelRegistry
+
+if TYPE_CHECKING:  # the registry loads torch: imported when a command asks for it
+    from candlewise.store.model_registry import ModelRegistry
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
