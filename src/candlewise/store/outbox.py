@@ -4,11 +4,11 @@ Why an outbox instead of a transaction per event: a crash must lose the rows *an
 state that produced them together (the restarted run recomputes both from the checkpoint, so no
 trade is lost or written twice), and one ``executemany`` per table per checkpoint is what lets a
 replay write thousands of events per second. Rows are kept as tuples in the column order of
-``COLUMNS`` (the trade tables' as the typed records of ``trade_store``, built by one function per
-table for the event path and the block replay alike) and written through the driver
-(``exec_driver_sql``): SQLAlchemy's per-row parameter processing cost more than SQLite's insert
-itself. Rows are flushed in an order that satisfies the foreign keys: positions are inserted
-before their exits update them and before their outcomes.
+``COLUMNS`` (typed records such as ``trade_store``'s, or plain tuples in a record's field order,
+built by one function per table for the event path and the block replay alike) and written
+through the driver (``exec_driver_sql``): SQLAlchemy's per-row parameter processing cost more
+than SQLite's insert itself. Rows are flushed in an order that satisfies the foreign keys:
+positions are inserted before their exits update them and before their outcomes.
 """
 
 from __future__ import annotations
@@ -164,10 +164,11 @@ class Outbox:
 
     def take(self) -> tuple[Any, ...]:
         """Everything pending, as plain data (for another process), and the outbox emptied."""
-        # in table order (Table objects do not pickle well), each table as its columns (plain
-        # tuples): a record type (``SignalRow``, ...) pickles by name and rebuilds through its
-        # constructor, 4x slower, and columns convert and pickle faster than rows of tuples
-        rows = [list(zip(*self.rows[t], strict=True)) for t in _TABLES]
+        # in table order (Table objects do not pickle well), each table's rows as plain tuples:
+        # a record type (``SignalRow``, ...) pickles by name and rebuilds through its
+        # constructor, 4x slower; ``tuple`` maps at C speed and hands a plain tuple (the block
+        # replay's rows) back as it is
+        rows = [list(map(tuple, self.rows[t])) for t in _TABLES]
         taken = (self.opens, self.closes, rows, self._candles, self.candle_rows)
         self.opens, self.closes, self._candles, self.candle_rows = [], [], [], []
         self.rows = {t: [] for t in _TABLES}
@@ -175,8 +176,7 @@ class Outbox:
 
     def give(self, taken: tuple[Any, ...]) -> None:
         """What ``take`` returned (in the writer process), to be flushed."""
-        self.opens, self.closes, columns, self._candles, self.candle_rows = taken
-        rows = [list(zip(*cols, strict=True)) for cols in columns]  # rows of plain tuples
+        self.opens, self.closes, rows, self._candles, self.candle_rows = taken
         self.rows = dict(zip(_TABLES, rows, strict=True))
 
     def clear(self) -> None:

@@ -65,11 +65,13 @@ def prediction_rows(
     timestamps: Iterable[str],
     p_up: ArrayLike,
     model_version: int | None,
-) -> list[PredictionRow]:
+) -> list[tuple[object, ...]]:
     """The one builder of ``timeframe_predictions`` rows, for the event path (one at a time)
     and the block replay (a block's closes at once): direction and confidence of each ``p_up``
-    as ``TimeframePrediction`` has them (``1.0 - p`` rounds the same in numpy). Column-wise and
-    without the record's Python-level constructor: a block replay stores one or more a minute."""
+    as ``TimeframePrediction`` has them (``1.0 - p`` rounds the same in numpy). Plain tuples in
+    ``PredictionRow``'s field order, zipped from the columns: a block replay stores one or more
+    a minute, and plain tuples build at C speed and go to the writer process as they are
+    (``PredictionRow._make`` names a row's fields where a caller needs them)."""
     p = np.asarray(p_up, dtype=np.float64)
     up = p >= 0.5
     columns = (
@@ -77,12 +79,14 @@ def prediction_rows(
         np.where(up, p, 1.0 - p).tolist(), _DIRECTIONS[up.view(np.uint8)].tolist(),
         repeat(model_version),
     )  # fmt: skip
-    return list(map(tuple.__new__, repeat(PredictionRow), zip(*columns, strict=False)))  # repeat()s
+    return list(zip(*columns, strict=False))  # the repeat()s end with the others
 
 
 def prediction_row(p: TimeframePrediction) -> PredictionRow:
     texts = (ms_to_text(p.made_at),)
-    return prediction_rows(p.symbol, p.timeframe, texts, (p.p_up,), p.model_version)[0]
+    return PredictionRow._make(
+        prediction_rows(p.symbol, p.timeframe, texts, (p.p_up,), p.model_version)[0]
+    )
 
 
 def signal_row(s: Signal, mode: str | None) -> SignalRow:

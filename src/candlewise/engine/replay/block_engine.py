@@ -13,8 +13,8 @@ advance, so this module takes a block (the runner's read-ahead, ``READ_AHEAD_MIN
    at once), the drawdown guard and the daily loss limit, equity samples; the walk batches
    around them, never restates them;
 3. appends the same rows to the engine's outbox, built by the event path's row builders
-   (typed records, timestamps formatted once per block), and writes the same log lines in one
-   batch.
+   (plain tuples in the records' field order, timestamps formatted once per block), and
+   writes the same log lines in one batch.
 
 It is the same run as the event path, not an approximation: ``tests/engine/replay`` runs
 backtests both ways (three fixed scenarios and random configs of every field
@@ -62,7 +62,7 @@ from candlewise.learning.modes import (
 )
 from candlewise.models.calibration import PlattCalibrator, platt_one
 from candlewise.risk.limits import DAY_MS
-from candlewise.store.signal_store import PredictionRow, SignalRow, prediction_rows
+from candlewise.store.signal_store import prediction_rows
 from candlewise.store.tables import confidence_history, timeframe_predictions
 from candlewise.system.logging_setup import info_lines
 from candlewise.trading.positions import ClosedTrade, closed_line, executed_line
@@ -248,7 +248,7 @@ class _Walk:
         rank = {b.symbol: i for i, b in enumerate(blocks)}
         minutes = self.times
         minute_texts = list(map(self.texts.__getitem__, minutes.tolist()))  # all there
-        rows: list[PredictionRow] = []
+        rows: list[tuple[object, ...]] = []
         times, ranks, tfs = [], [], []
         for (symbol, tf), kp in self.keys.items():
             p = np.asarray(kp.p_up, dtype=np.float64)
@@ -278,7 +278,7 @@ class _Walk:
         calibrators, platt, states = self.calibrators, self.platt, self.states
         shadow, real, rows, ordering = self.shadow, self.real, self.signal_rows, self.ordering
         transition, order, record_shadow = self.transition, self.order, self.record_shadow
-        last_signal, make = self.last_signal, tuple.__new__
+        last_signal = self.last_signal
 
         def signals(
             symbol: str, events: Sequence[str], now: int, text: str, day: int, c: float
@@ -327,9 +327,9 @@ class _Walk:
                     # would only set the price the candle set)
                 elif ordering and real.halt_reason is None:
                     order(symbol, tf, now, buy, confidence, c)
-                rows.append(  # a SignalRow, without its Python-level constructor (hot)
-                    make(SignalRow, (symbol, text, confidence, "BUY" if buy else "SELL",
-                                    "TRADING" if trading else "LEARNING"))
+                rows.append(  # ``SignalRow``'s fields, as a plain tuple (``Outbox.take``)
+                    (symbol, text, confidence, "BUY" if buy else "SELL",
+                     "TRADING" if trading else "LEARNING")
                 )  # fmt: skip
             stats.signals += len(events)
             stats.confidence[symbol] = confidence
