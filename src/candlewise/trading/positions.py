@@ -126,8 +126,14 @@ class Position:
         return valuation((self,), {self.symbol: price})[0]
 
     def unrealized_pnl(self, price: float) -> float:
-        """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash)."""
-        return self.sign * (price - self.entry_price) * self.quantity
+        """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash).
+
+        ``sign * (price - entry) * quantity``, written as a negation for shorts: multiplying by
+        -1 and negating are both exact, so it is the same float, without the ``sign`` property
+        call a replay would pay on every closed trade.
+        """
+        move = (price - self.entry_price) * self.quantity
+        return move if self.side == "long" else -move
 
     def stop_reference(self, open_: float, high: float, low: float) -> float | None:
         """Price a stop market order would fill at (before slippage) in this candle, or None
