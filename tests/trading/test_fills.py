@@ -3,9 +3,12 @@ down, fees on both sides, the stop from the entry fill, and the cash each fill m
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from candlewise.trading.fills import entry_fill, exit_fill, fill_price
+from candlewise.trading.positions import Position
 
 
 def test_slippage_moves_every_fill_against_the_trader() -> None:
@@ -52,3 +55,22 @@ def test_the_position_it_opens_carries_the_fill() -> None:
         fill.price, fill.quantity, fill.fee, fill.stop_price,
     )  # fmt: skip
     assert (p.entry_time_ms, p.horizon_ms, p.confidence) == (60_000, 360_000, 0.7)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_the_fast_built_position_is_the_validated_one(sign: int) -> None:
+    """``opened_position`` skips ``__init__``: the object must equal, hash, print and pickle
+    as the one ``Position(...)`` builds (checkpoints pickle open positions)."""
+    fill = entry_fill(100.0, sign, 1_000.0, 0.001, 0.001, 0.02)
+    assert fill is not None
+    fast = fill.position(7, "BTC/USDT", "5m", 60_000, 360_000, 0.7)
+    side, direction = ("long", "BUY") if sign == 1 else ("short", "SELL")
+    slow = Position(
+        7, "BTC/USDT", "5m", side, fill.quantity, fill.price, 60_000, fill.stop_price,
+        fill.fee, 0.7, direction, 360_000,
+    )  # fmt: skip
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    assert pickle.dumps(fast) == pickle.dumps(slow)
+    assert pickle.loads(pickle.dumps(fast)) == slow
+    with pytest.raises(ValueError, match="horizon_ms"):
+        fill.position(8, "BTC/USDT", "5m", 60_000, 60_000, 0.7)

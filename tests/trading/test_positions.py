@@ -129,3 +129,16 @@ def test_a_new_book_numbers_after_the_stored_positions() -> None:
     assert book.allocate_id() == 155
     book.continue_ids_after(3)
     assert book.allocate_id() == 156
+
+
+@pytest.mark.parametrize("direction", ["BUY", "SELL"])
+def test_unrealized_pnl_is_the_signed_move_to_the_last_bit(direction: str) -> None:
+    """Written as a negation for shorts; the ledger needs ``sign * (price - entry) * qty``."""
+    sign = 1 if direction == "BUY" else -1
+    for quantity, entry, price in [
+        (0.123456, 43_210.5, 43_987.25),
+        (3.0, 1.1, 1.1),
+        (7e-8, 9.9, 0.3),
+    ]:
+        p = position(direction=direction, quantity=quantity, entry=entry, stop=entry)
+        assert p.unrealized_pnl(price).hex() == (sign * (price - entry) * quantity).hex()

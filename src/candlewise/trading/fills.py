@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from candlewise.trading.positions import Position
+from candlewise.trading.positions import Position, opened_position
 
 #: Quantities are rounded down to 1e-8, the finest base-asset step Binance uses.
 QUANTITY_DECIMALS = 8
@@ -43,19 +43,17 @@ class EntryFill(NamedTuple):
         confidence: float,
     ) -> Position:  # fmt: skip
         """The open position this fill creates (its cost is the caller's to take from cash)."""
-        long = self.sign == 1
-        return Position(  # positional, in field order: a third cheaper than keywords (hot)
+        return opened_position(
             position_id,
             symbol,
             timeframe,
-            "long" if long else "short",
+            self.sign,
             self.quantity,
             self.price,
             at_ms,
             self.stop_price,
             self.fee,
             confidence,
-            "BUY" if long else "SELL",
             horizon_ms,
         )
 

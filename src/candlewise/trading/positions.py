@@ -15,7 +15,7 @@ given prices.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, NamedTuple
 
 Side = Literal["long", "short"]
@@ -126,8 +126,14 @@ class Position:
         return valuation((self,), {self.symbol: price})[0]
 
     def unrealized_pnl(self, price: float) -> float:
-        """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash)."""
-        return self.sign * (price - self.entry_price) * self.quantity
+        """Price PnL at ``price``, before the exit fee (the entry fee is already out of cash).
+
+        ``sign * (price - entry) * quantity``, written as a negation for shorts: multiplying by
+        -1 and negating are both exact, so it is the same float, without the ``sign`` property
+        call a replay would pay on every closed trade.
+        """
+        move = (price - self.entry_price) * self.quantity
+        return move if self.side == "long" else -move
 
     def stop_reference(self, open_: float, high: float, low: float) -> float | None:
         """Price a stop market order would fill at (before slippage) in this candle, or None
@@ -172,6 +178,43 @@ class Position:
                 reason,
             ),
         )
+
+
+(_s_id, _s_symbol, _s_tf, _s_side, _s_qty, _s_price, _s_time, _s_stop, _s_fee, _s_conf, _s_dir,
+ _s_hor) = (Position.__dict__[f.name].__set__ for f in fields(Position))  # fmt: skip
+"""The slots' setters in field order: the way ``opened_position`` fills a frozen position."""
+_object_new = object.__new__
+
+
+def opened_position(
+    position_id: int, symbol: str, timeframe: str, sign: int, quantity: float,
+    entry_price: float, entry_time_ms: int, stop_price: float, fee: float, confidence: float,
+    horizon_ms: int,
+) -> Position:  # fmt: skip
+    """The position an entry fill opens, equal to ``Position(...)`` and pickling the same.
+
+    Built without ``__init__``'s checks: side and direction follow from ``sign``, and the fill
+    rule (``trading.fills``) guarantees a positive quantity and price, so the replay's hot path
+    (a shadow entry nearly every minute) skips half the cost. Construct positions from any
+    other source with ``Position(...)``, which validates.
+    """
+    if horizon_ms <= entry_time_ms:
+        raise ValueError("horizon_ms must be after entry_time_ms")
+    long = sign == 1
+    p = _object_new(Position)
+    _s_id(p, position_id)
+    _s_symbol(p, symbol)
+    _s_tf(p, timeframe)
+    _s_side(p, "long" if long else "short")
+    _s_qty(p, quantity)
+    _s_price(p, entry_price)
+    _s_time(p, entry_time_ms)
+    _s_stop(p, stop_price)
+    _s_fee(p, fee)
+    _s_conf(p, confidence)
+    _s_dir(p, "BUY" if long else "SELL")
+    _s_hor(p, horizon_ms)
+    return p
 
 
 def exits_on(
