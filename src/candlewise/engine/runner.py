@@ -30,10 +30,10 @@ from candlewise.core.candle import Candle
 from candlewise.core.timeframes import MINUTE_MS
 from candlewise.engine.replay.block_aggregation import aggregate_block
 from candlewise.engine.replay.block_engine import BlockReplay, eligibility
-from candlewise.engine.replay.column_blocks import BarColumns
 from candlewise.engine.trading_engine import TradingEngine
 from candlewise.learning import drift
 from candlewise.market.aggregation import TimeframeAggregator
+from candlewise.market.bars import Bars
 from candlewise.signals.live import LivePredictor
 from candlewise.store.checkpoint_writer import CheckpointWriter
 from candlewise.store.run_store import RUNNING, save_checkpoint
@@ -179,7 +179,7 @@ class EngineRunner:
 
     def run_blocks(
         self,
-        blocks: Iterable[dict[str, BarColumns]],
+        blocks: Iterable[dict[str, Bars]],
         cursor: int,
         *,
         progress: Progress | None = None,

@@ -22,10 +22,6 @@ from candlewise.market.feeds import FrameReplayFeed, SimulatedFeed
 _COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 
-BarColumns = Bars
-"""The former name of ``market.bars.Bars`` (one columnar candle type), kept for importers."""
-
-
 def feed_blocks(feed: SimulatedFeed | FrameReplayFeed, width: int) -> Iterator[dict[str, Bars]]:
     """The feed's 1m candles in blocks of ``width`` candles or a few more (never a minute split
     over two blocks), as each symbol's columns; the runner's read-ahead blocks exactly."""
